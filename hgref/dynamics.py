@@ -1,0 +1,207 @@
+"""Optimization dynamics Φ_t (MARTHE paper, Eq. 1): SGD, heavy-ball, Nesterov, Adam.
+
+Every dynamics here is affine in the learning rate::
+
+    w_{t+1} = w_t − η_t · d_t,        buffers_{t+1} = b(w_t, buffers_t, g_t)
+
+with ``d_t = direction(state_t, g_t)`` and ``g_t = ∇L_t(w_t)`` (weight decay λ is added
+inside: ``g ← g + λ w``, the torch.optim convention). Hence ``B_t = ∂Φ_t/∂η_t = (−d_t, 0)``
+and ``A_t = ∂Φ_t/∂state`` is the Jacobian of the η-free map ``(w, buffers, g(w)) ↦ (d, b)``
+plus the identity on w (Eq. 3). :mod:`hgref.linearize` builds A_t and B_t from these pieces.
+
+The update equations follow torch.optim (PyTorch 2.x) so the torch bridge can match them:
+
+====================  ==============================================================
+``sgd``               d = g
+``heavy_ball``        v ← μ v + g;  d = v                       (torch ``SGD(momentum)``)
+``nesterov``          v ← μ v + g;  d = g + μ v                 (torch ``SGD(nesterov=True)``)
+``adam``              m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;
+                      d = (m / (1−β1^k)) / (√(v / (1−β2^k) + ε_root) + ε),  k = count + 1
+====================  ==============================================================
+
+The first momentum step gives v = g, as torch's ``buf = g.clone()``. Functions are written
+with ``autograd.numpy``; they are differentiable with respect to the state, the gradient
+and η.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Callable, NamedTuple
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defjvp, defvjp, primitive
+
+from ._checks import check_choice, check_scalar, check_vector
+
+__all__ = [
+    "Dynamics", "SGDState", "MomentumState", "AdamState",
+    "sgd", "heavy_ball", "nesterov", "adam", "get_dynamics", "DYNAMICS",
+    "pack", "unpack",
+]
+
+
+class SGDState(NamedTuple):
+    w: np.ndarray          # shape=(d,) weights
+    count: int             # steps taken
+
+
+class MomentumState(NamedTuple):
+    w: np.ndarray          # shape=(d,) weights
+    velocity: np.ndarray   # shape=(d,) momentum buffer v
+    count: int             # steps taken
+
+
+class AdamState(NamedTuple):
+    w: np.ndarray          # shape=(d,) weights
+    m: np.ndarray          # shape=(d,) first moment (not bias-corrected)
+    v: np.ndarray          # shape=(d,) second moment (not bias-corrected)
+    count: int             # steps taken
+
+
+class Dynamics(NamedTuple):
+    """A dynamics Φ: ``init(w0) -> state`` and ``step(state, eta, grad) -> state``.
+
+    ``direction(w, buffers, grad, count) -> (d, new_buffers)`` is the η-free part that
+    :mod:`hgref.linearize` differentiates; ``step`` is ``w − η d`` with the new buffers.
+    """
+
+    name: str
+    hyperparams: dict
+    init: Callable
+    step: Callable
+    direction: Callable
+    state_type: type
+
+    @property
+    def n_buffers(self) -> int:
+        return len(self.state_type._fields) - 2
+
+
+def pack(state) -> np.ndarray:
+    """Flat vector x = (w, buffers...) of a state; shape=((1 + n_buffers) d,)."""
+    if len(state) == 2:
+        return state.w
+    return anp.concatenate(state[:-1])
+
+
+def unpack(x, like):
+    """Inverse of :func:`pack`: a state of ``like``'s type and count from vector x."""
+    k = len(like) - 1
+    d = x.shape[0] // k
+    return type(like)(*(x[i * d:(i + 1) * d] for i in range(k)), like.count)
+
+
+def _check_eta(eta):
+    if isinstance(eta, numbers.Real) or isinstance(eta, np.ndarray):
+        check_scalar("eta", float(eta))
+
+
+def _make(name, hyperparams, state_type, direction):
+    n_buffers = len(state_type._fields) - 2
+
+    def init(w0):
+        w0 = check_vector("w0", w0)
+        zeros = [np.zeros_like(w0) for _ in range(n_buffers)]
+        return state_type(w0.copy(), *zeros, 0)
+
+    def step(state, eta, grad):
+        _check_eta(eta)
+        d, buffers = direction(state.w, state[1:-1], grad, state.count)
+        return state_type(state.w - eta * d, *buffers, state.count + 1)
+
+    return Dynamics(name, dict(hyperparams), init, step, direction, state_type)
+
+
+def sgd(weight_decay=0.0):
+    """Plain SGD: ``w ← w − η (∇L + λ w)``; Φ_t of MARTHE Eq. 1.
+
+    >>> s = sgd().init([1.0]); sgd().step(s, 0.5, np.array([2.0])).w
+    array([0.])
+    """
+    wd = check_scalar("weight_decay", weight_decay)
+
+    def direction(w, buffers, grad, count):
+        return grad + wd * w, ()
+
+    return _make("sgd", {"weight_decay": wd}, SGDState, direction)
+
+
+def _momentum(name, momentum, weight_decay, nesterov):
+    mu = check_scalar("momentum", momentum)
+    if mu > 1:
+        raise ValueError(f"momentum must lie in [0, 1], got {mu}")
+    wd = check_scalar("weight_decay", weight_decay)
+
+    def direction(w, buffers, grad, count):
+        g = grad + wd * w
+        v = mu * buffers[0] + g
+        return (g + mu * v if nesterov else v), (v,)
+
+    return _make(name, {"momentum": mu, "weight_decay": wd}, MomentumState, direction)
+
+
+def heavy_ball(momentum=0.9, weight_decay=0.0):
+    """Heavy-ball momentum (torch ``SGD(momentum=μ)``): ``v ← μ v + g;  w ← w − η v``."""
+    return _momentum("heavy_ball", momentum, weight_decay, nesterov=False)
+
+
+def nesterov(momentum=0.9, weight_decay=0.0):
+    """Nesterov momentum (torch ``SGD(nesterov=True)``; seed HD paper §2):
+    ``v ← μ v + g;  w ← w − η (g + μ v)``."""
+    return _momentum("nesterov", momentum, weight_decay, nesterov=True)
+
+
+@primitive
+def _sqrt0(x):
+    """√x whose derivative is taken as 0 where x = 0 (a zero second moment only
+    arises with an all-zero gradient history, whose tangent is zero too)."""
+    return np.sqrt(x)
+
+
+def _dsqrt0(ans, x):
+    return np.where(ans > 0, 0.5 / np.where(ans > 0, ans, 1.0), 0.0)
+
+
+defjvp(_sqrt0, lambda g, ans, x: g * _dsqrt0(ans, x))
+defvjp(_sqrt0, lambda ans, x: lambda g: g * _dsqrt0(ans, x))
+
+
+def adam(b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, eps_root=0.0):
+    """Adam (Kingma & Ba; torch ``Adam``), bias-corrected moments, L2 weight decay.
+
+    ``d = m̂ / (√(v̂ + ε_root) + ε)``. ``eps_root = 0`` is torch's convention (ε outside
+    the square root); ``eps_root > 0`` puts a constant inside it (optax's ``eps_root``).
+    """
+    b1 = check_scalar("b1", b1)
+    b2 = check_scalar("b2", b2)
+    for name, b in (("b1", b1), ("b2", b2)):
+        if b >= 1:
+            raise ValueError(f"{name} must lie in [0, 1), got {b}")
+    eps = check_scalar("eps", eps)
+    eps_root = check_scalar("eps_root", eps_root)
+    wd = check_scalar("weight_decay", weight_decay)
+
+    def direction(w, buffers, grad, count):
+        g = grad + wd * w
+        m = b1 * buffers[0] + (1 - b1) * g
+        v = b2 * buffers[1] + (1 - b2) * g * g
+        k = count + 1
+        bc1, bc2 = 1 - b1 ** k, 1 - b2 ** k
+        if eps_root:
+            denom = anp.sqrt(v / bc2 + eps_root) + eps
+        else:
+            denom = _sqrt0(v) / np.sqrt(bc2) + eps
+        return (m / bc1) / denom, (m, v)
+
+    hp = {"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root, "weight_decay": wd}
+    return _make("adam", hp, AdamState, direction)
+
+
+DYNAMICS = {"sgd": sgd, "heavy_ball": heavy_ball, "nesterov": nesterov, "adam": adam}
+
+
+def get_dynamics(name, **hyperparams):
+    """Dynamics by name (``sgd``, ``heavy_ball``, ``nesterov``, ``adam``)."""
+    check_choice("dynamics", name, tuple(DYNAMICS))
+    return DYNAMICS[name](**hyperparams)

@@ -1,0 +1,1 @@
+"""Experiments: compositions of problems, dynamics and rules that write results and figures."""

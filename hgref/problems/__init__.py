@@ -1,0 +1,5 @@
+"""Problems: initial weights, training loss L_t and objective E (see :mod:`.base`)."""
+from .base import Problem, make_problem
+from .toy import BEALE_W0, BUKIN_W0, beale, bukin, quadratic
+
+__all__ = ["Problem", "make_problem", "beale", "bukin", "quadratic", "BEALE_W0", "BUKIN_W0"]
