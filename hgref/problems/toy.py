@@ -40,7 +40,7 @@ def beale(w0=BEALE_W0):
 
     def grad_and_hvp(w, batch, v):
         # L = Σ_i r_i², r_i = c_i − x + x yⁱ: ∇L = Σ 2 r_i ∇r_i, ∇²L = Σ 2(∇r_i ∇r_iᵀ + r_i ∇²r_i)
-        x, y = float(w[0]), float(w[1])
+        x, y = np.float64(w[0]), np.float64(w[1])  # NumPy floats: overflow gives inf, not an exception
         value, g, H = 0.0, np.zeros(2), np.zeros((2, 2))
         for i, c in ((1, 1.5), (2, 2.25), (3, 2.625)):
             r = c - x + x * y ** i
@@ -70,7 +70,7 @@ def bukin(eps=BUKIN_EPS, w0=BUKIN_W0):
 
     def grad_and_hvp(w, batch, v):
         # L = f(r), s = √(r² + ε), f = √(s + ε): f' = r/(2fs), f'' = (2fs − r²/f − 2fr²/s)/(4f²s²)
-        r = float(w[1] - 0.01 * w[0])
+        r = np.float64(w[1] - 0.01 * w[0])
         s = np.sqrt(r * r + eps)
         f = np.sqrt(s + eps)
         d1 = r / (2 * f * s)
