@@ -53,7 +53,7 @@ def mnist_torch(problem, dtype=torch.float64, device="cpu", data_dir=None):
     idx = split_indices(images.shape[0], tuple(info["sizes"]), info["split_seed"])
     X_val = torch.as_tensor(images[idx[1]], dtype=dtype, device=device)
     y_val = torch.as_tensor(labels[idx[1]], dtype=torch.int64, device=device)
-    w0 = np.asarray(problem.w0)
+    w0 = np.array(problem.w0)            # writable copy for torch.as_tensor
 
     def model():
         return MLP(info["layers"], init="zeros", dtype=dtype, device=device).load_flat(

@@ -220,11 +220,15 @@ class HypergradientOptimizer(Optimizer):
             group["lr"] = st["lr_written"] = v
 
     def state_dict(self):
+        """torch's state dict (per-parameter buffers, tangent ``z``, previous direction) plus
+        ``"hypergradient"``: per group η, rule state (μ, β, c, HD buffers) and histories.
+        As in torch, per-parameter tensors are references: ``copy.deepcopy`` or ``torch.save``
+        it before training on."""
         self.sync()
         out = super().state_dict()
         hyper = []
         for st in self._gstate:
-            entry = {k: v for k, v in st.items() if k != "history"}
+            entry = {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items() if k != "history"}
             entry["history"] = {k: v[:st["n"]].clone() for k, v in st["history"].items()}
             hyper.append(entry)
         out["hypergradient"] = {"rule": self.rule, "dynamics": self.dynamics, "groups": hyper}
