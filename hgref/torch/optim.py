@@ -26,8 +26,9 @@ Call protocol (``step(closure=None, objective_closure=None)``):
   DDP's bucketed all-reduce returns gradients detached from the double-backward graph, so run
   the forward/backward inside ``model.no_sync()`` and pass ``process_group``: the optimizer
   then averages, in one all-reduce per step, the gradient, the Hessian-vector products and
-  the ∇E it computes itself (∇E of each rank's validation shard). Averaging already-averaged
-  gradients is harmless, so ``process_group`` may be passed with HD too.
+  the ∇E it computes from ``objective_closure`` (each rank's validation shard). With HD and a
+  per-rank validation shard pass ``process_group`` too (HD's DDP-averaged gradient is then
+  left as it is). tests/test_torch_ddp.py checks both against a single-process run.
 
 Learning rate as a tensor: η lives on the parameters' device as a 0-d tensor; ``step`` never
 reads it back to the host except to keep ``group["lr"]`` a Python float (torch convention,
@@ -306,7 +307,8 @@ class HypergradientOptimizer(Optimizer):
             return loss
         graph_grads = [p.grad for p in params]
         grads = [g.detach().clone() if tangent else g for g in graph_grads]
-        self._allreduce(grads if self.process_group is not None else [])
+        if tangent:          # local gradients (no_sync); HD's come averaged by DDP
+            self._allreduce(grads)
         t = self._gstate[0]["count"]
         for group, st in zip(groups, self._gstate):   # adopt η written from outside
             if group["lr"] != st["lr_written"]:
