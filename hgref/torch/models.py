@@ -89,7 +89,7 @@ class VGG(nn.Module):
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
-                layers += [nn.Conv2d(c, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU()]
+                layers += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU()]   # torchvision keeps the bias
                 c = v
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c, num_classes)
