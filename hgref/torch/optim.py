@@ -104,6 +104,14 @@ def _hp(group):
             "eps_root": group["eps_root"], "weight_decay": group["weight_decay"]}
 
 
+def _axpy_(x, d, neg_eta):
+    """x += (−η) d in place. On CPU, reading the 0-d η is free (no device) and ``add_(alpha=)``
+    is ~2× faster than broadcasting a 0-d tensor; elsewhere the tensor path avoids a host sync."""
+    if x.device.type == "cpu":
+        return x.add_(d, alpha=float(neg_eta))
+    return x.addcmul_(d, neg_eta)
+
+
 def _dot(xs, ys, like):
     out = torch.zeros((), dtype=like.dtype, device=like.device)
     for x, y in zip(xs, ys):
@@ -389,12 +397,12 @@ class HypergradientOptimizer(Optimizer):
                     if t > 0:
                         dd, dbufs = direction_jvp(self.dynamics, hp, p, bufs, g, t, new_bufs,
                                                   z[k, 0], tuple(z[k, 1:]), hvps[k][i])
-                        z[k, 0].addcmul_(dd, neg_eta[gi]).mul_(mus[k])
+                        _axpy_(z[k, 0], dd, neg_eta[gi]).mul_(mus[k])
                         for j, db in enumerate(dbufs):
                             z[k, 1 + j].copy_(db).mul_(mus[k])
                     if k == gi:
                         z[k, 0].sub_(d)
-            p.addcmul_(d, neg_eta[gi])
+            _axpy_(p, d, neg_eta[gi])
             for n, b in zip(names, new_bufs):
                 ps[n] = b
             if self.rule in ("hd", "marthe"):
