@@ -81,10 +81,10 @@ def reference_rule(rule, hyper_lr, *, lop="sgd", lop_momentum=0.9, lop_betas=(0.
             if rule == "marthe":
                 if mu == "adaptive":
                     g1 = -float(obs.prev_direction @ og)
-                    q_tilde = min(max(delta * g1 / (g1 * g1), 0.0), 1.0) if g1 * g1 > 0 else 0.0
+                    q_tilde = min(max(delta / g1, 0.0), 1.0) if g1 != 0 else 0.0
                     mu_t, c = q_tilde ** (1.0 / (rs.c + 1.0)), rs.mu * (1.0 + rs.c)
                 if adapt_beta:
-                    beta = rs.beta + hyper_lr * delta * rs.prev_delta
+                    beta = max(rs.beta + hyper_lr * delta * rs.prev_delta, 0.0)
         eta = max(rs.eta - beta * delta, 0.0)
         step, tan = obs.linearize(rs.z)
         z = tangent_update(rs.z, step, tan, eta, mu=mu_t)

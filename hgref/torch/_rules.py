@@ -62,25 +62,21 @@ def tangent_eta(st, group, rule, delta, g1, t):
     """η_t of RTHO / MARTHE given Δη_t = Z_t[w]·∇E(w_t) and g'_1 = −d_{t−1}·∇E(w_t).
 
     Also sets μ_t (Appendix A: q̃ = clip(q / g'_1², 0, 1), μ_t = q̃^{1/(c+1)},
-    c ← μ_{t−1}(1 + c)) and β_t (§4: β_t = β_{t−1} + β Δη_t Δη_{t−1}, see DECISION below)
-    for MARTHE.
-
-    DECISION (provisional, to mirror hgref.rules.marthe once it lands): the sign of the β
-    update follows the chain rule ∂f/∂β_t ≈ Δη_{t+1}·∂η_t/∂β_t = −Δη_{t+1}Δη_t, i.e. the
-    paper's "β_{t+1} = β_t − βΔη_{t+1}Δη_t" read with Δη's sign convention of Eq. 5.
+    c ← μ_{t−1}(1 + c)) and β_t (§4: β_t = max(β_{t−1} + β Δη_t Δη_{t−1}, 0)) for MARTHE,
+    mirroring ``hgref.rules.marthe(variant="paper")``: the "+" sign of the β update is the
+    chain rule's (Algorithm 1 prints "−"; evidence in hgref.rules.marthe), β clipped at 0.
     """
     if rule == "marthe" and t > 0:
         if group["mu"] == "adaptive":
-            q = delta * g1
-            g1sq = g1 * g1
-            ratio = torch.where(g1sq > 0, q / torch.where(g1sq > 0, g1sq, torch.ones_like(g1sq)),
-                                torch.zeros_like(q))
+            # q/h² = Δη_t h_t / h_t² = Δη_t / h_t (as hgref.rules.marthe; 0 when h_t = 0)
+            nz = g1 != 0
+            ratio = torch.where(nz, delta / torch.where(nz, g1, torch.ones_like(g1)), torch.zeros_like(g1))
             q_tilde = torch.clamp(ratio, 0.0, 1.0)
             mu_prev = st["mu"]
             st["mu"] = q_tilde ** (1.0 / (st["c"] + 1.0))
             st["c"] = mu_prev * (1.0 + st["c"])
         if group["adapt_beta"]:
-            st["beta"] = st["beta"] + group["hyper_lr"] * delta * st["prev_delta"]
+            st["beta"] = torch.clamp(st["beta"] + group["hyper_lr"] * delta * st["prev_delta"], min=0.0)
     st["delta"] = delta
     st["eta"] = torch.clamp(st["eta"] - st["beta"] * delta, min=0.0)
     st["prev_delta"] = delta
