@@ -1,4 +1,4 @@
-"""NumPy reference rules and shared helpers for tests/test_torch_*.py.
+"""Shared helpers (and an independent NumPy re-derivation of the rules) for tests/test_torch_*.py.
 
 The reference rules run through :func:`hgref.train.run` and build the tangent with
 :meth:`hgref.train.Observation.linearize` / :func:`hgref.linearize.tangent_update` (the
