@@ -3,11 +3,11 @@
 Modules: :mod:`hgref.problems` (L, E), :mod:`hgref.dynamics` (Φ), :mod:`hgref.rules`
 (online rules), :mod:`hgref.train` (the one loop), :mod:`hgref.linearize` (A_t, B_t).
 """
-from . import dynamics, linearize, problems, rules, train
+from . import data, dynamics, linearize, problems, rules, train
 from ._checks import DivergenceError
 from .train import Trajectory, run
 
 __version__ = "0.1.0"
 
-__all__ = ["dynamics", "linearize", "problems", "rules", "train", "run", "Trajectory",
+__all__ = ["data", "dynamics", "linearize", "problems", "rules", "train", "run", "Trajectory",
            "DivergenceError", "__version__"]

@@ -86,7 +86,8 @@ def _finite(x) -> bool:
 
 
 def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
-        on_divergence="raise", callback: Callable | None = None, progress=False):
+        on_divergence="raise", callback: Callable | None = None, progress=False,
+        metrics=True):
     """Train ``problem`` with ``dynamics`` for ``steps`` steps, η chosen by ``rule``.
 
     Args:
@@ -101,6 +102,7 @@ def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
         ``"return"`` the trajectory up to that step with ``diverged_at`` set.
       callback: ``callback(t, state, eta, info)`` after each step; return True to stop.
       progress: show a tqdm progress bar.
+      metrics: evaluate ``problem.metrics(w_T)`` at the end (e.g. full-split accuracies).
 
     Returns:
       A :class:`Trajectory`.
@@ -175,5 +177,5 @@ def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
         objective=objective, eval_steps=np.array(eval_steps, dtype=int),
         objectives=np.array(objectives, dtype=float), state=state, rule_state=rstate,
         diagnostics=diagnostics, diverged_at=diverged_at,
-        metrics={} if diverged_at is not None else problem.metrics(state.w),
+        metrics=problem.metrics(state.w) if metrics and diverged_at is None else {},
     )
