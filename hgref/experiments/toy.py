@@ -27,12 +27,12 @@ LABELS = {"hd": "HD", "rtho": "RTHO", "marthe": "MARTHE", "lrs_opt": "LRS-OPT"}
 
 #: Per problem: η_0 and the β grid of each method (log-spaced; the largest values diverge).
 TOY_SETUP = {
-    "beale": {"eta0": 1e-3, "betas": {"hd": np.logspace(-6, -1, 6).tolist(),
-                                       "rtho": np.logspace(-8, -3, 6).tolist(),
-                                       "marthe": np.logspace(-8, -3, 6).tolist()}},
-    "bukin": {"eta0": 1e-3, "betas": {"hd": np.logspace(-6, -1, 6).tolist(),
-                                       "rtho": np.logspace(-8, -3, 6).tolist(),
-                                       "marthe": np.logspace(-8, -3, 6).tolist()}},
+    "beale": {"eta0": 1e-3, "betas": {"hd": np.logspace(-8, -2, 7).tolist(),
+                                       "rtho": np.logspace(-9, -3, 7).tolist(),
+                                       "marthe": np.logspace(-16, -10, 7).tolist()}},
+    "bukin": {"eta0": 1e-3, "betas": {"hd": np.logspace(-6, 0, 7).tolist(),
+                                       "rtho": np.logspace(-8, -2, 7).tolist(),
+                                       "marthe": np.logspace(-10, -4, 7).tolist()}},
 }
 #: Plot windows (x limits, y limits) per problem.
 TOY_VIEWS = {"beale": ((-4.5, 4.5), (-4.5, 4.5)), "bukin": ((-15.0, 5.0), (-3.0, 3.0))}
