@@ -10,6 +10,7 @@ Commands (each writes ``<out>/<command>/``: a results JSON, per-run records unde
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -68,11 +69,15 @@ def _common(p, seeds):
                    help="figure formats, comma-separated from png,svg,pdf (default: png)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--seeds", type=_seed, nargs="+", metavar="SEED", default=None,
-                       help=f"random seeds (default: {' '.join(map(str, seeds))})")
+                       help=f"random seeds (default: {' '.join(map(str, seeds))})" + (
+                       "; the toy problems are deterministic, the seed is recorded only" if seeds == (0,) and
+                       p.prog.endswith("toy") else ""))
     group.add_argument("--seed", type=_seed, default=None, help="a single random seed (same as --seeds SEED)")
     p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
                    help=f"worker processes for the run table (default: {default_jobs()})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder holding mnist/ (default: $HGREF_DATA, else ~/.hgref/data)")
     p.set_defaults(default_seeds=tuple(seeds))
 
 
@@ -152,7 +157,9 @@ def _seeds(args):
 
 def _run_toy(args):
     from .experiments.toy import run_toy
-    return run_toy(args.out / "toy", steps=args.steps, problem_names=args.problems, methods=args.methods,
+    if len(_seeds(args)) != 1:
+        raise ValueError("the toy problems are deterministic: give one --seed, not several --seeds")
+    return run_toy(args.out / "toy", seed=_seeds(args)[0], steps=args.steps, problem_names=args.problems, methods=args.methods,
                    lrs_opt=args.lrs_opt, lrs_opt_maxiter=args.lrs_opt_maxiter, formats=args.formats,
                    jobs=args.jobs, progress=not args.quiet)
 
@@ -181,7 +188,11 @@ def _run_hd(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .experiments._threads import limit_blas_threads
     from .io import ensure_dir
+    if args.data_dir is not None:
+        os.environ["HGREF_DATA"] = str(args.data_dir)
+    limit_blas_threads(1)  # one BLAS thread per process: measured 1.5-4x faster here (see _threads)
     try:
         ensure_dir(args.out / args.command)
         paths = args.func(args)

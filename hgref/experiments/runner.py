@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 
 from .. import __version__
 from ..io import atomic_write_json, ensure_dir, read_json, to_jsonable
+from ._threads import limit_blas_threads
 
 __all__ = ["RunSpec", "run_table", "write_results", "load_record", "normalize", "default_jobs",
            "square_job", "format_value"]
@@ -115,7 +116,7 @@ def run_table(out, specs, job: Callable, *, jobs=1, progress=True, desc="runs", 
       job: a module-level function ``job(config, scratch) -> dict`` (picklable when
         ``jobs > 1``); ``scratch`` is a per-run folder path (not created) where a long job
         may keep resumable state; it is deleted once the record is written.
-      jobs: worker processes (1 runs in this process).
+      jobs: worker processes (1 runs in this process); workers use one BLAS thread each.
       progress: a tqdm bar over runs.
       desc: label of the bar.
       on_record: called as ``on_record(key, record)`` when a run finishes.
@@ -152,7 +153,8 @@ def run_table(out, specs, job: Callable, *, jobs=1, progress=True, desc="runs", 
             for spec in todo:
                 finish(spec, *_timed(job, spec.config, _scratch_path(out, spec.key)))
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), initializer=limit_blas_threads,
+                                     initargs=(1,)) as pool:
                 futures = {pool.submit(_timed, job, spec.config, _scratch_path(out, spec.key)): spec for spec in todo}
                 for future in as_completed(futures):
                     finish(futures[future], *future.result())

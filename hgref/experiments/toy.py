@@ -50,7 +50,7 @@ def _make_rule(method, beta):
 
 
 def toy_specs(steps=500, problem_names=("beale", "bukin"), methods=METHODS, lrs_opt=False,
-              lrs_opt_maxiter=100, setup=None):
+              lrs_opt_maxiter=100, setup=None, seed=0):
     """The run table: one run per (problem, method, β), plus one LRS-OPT run per problem."""
     setup = setup or TOY_SETUP
     specs = []
@@ -60,10 +60,10 @@ def toy_specs(steps=500, problem_names=("beale", "bukin"), methods=METHODS, lrs_
             for beta in setup[name]["betas"][method]:
                 specs.append(RunSpec(f"{name}-{method}-beta={format_value(beta)}",
                                      {"problem": name, "method": method, "beta": float(beta),
-                                      "eta0": eta0, "steps": steps}))
+                                      "eta0": eta0, "steps": steps, "seed": seed}))
         if lrs_opt:
             specs.append(RunSpec(f"{name}-lrs_opt", {"problem": name, "method": "lrs_opt", "eta0": eta0,
-                                                     "steps": steps, "maxiter": lrs_opt_maxiter}))
+                                                     "steps": steps, "maxiter": lrs_opt_maxiter, "seed": seed}))
     return specs
 
 
@@ -88,13 +88,15 @@ def toy_job(config, scratch=None):
     if config["method"] == "lrs_opt":
         from ..lrsopt import lrs_opt
         schedule0 = np.full(config["steps"], config["eta0"])
-        res = lrs_opt(problem, dyn, schedule0, maxiter=config["maxiter"])
+        res = lrs_opt(problem, dyn, schedule0, seed=config["seed"], maxiter=config["maxiter"])
         schedule = np.asarray(res.x, dtype=float)
         rule = rules.schedule("lrs_opt", lambda t: float(schedule[t]))
-        tr = run(problem, dyn, rule, 1.0, config["steps"], on_divergence="return", callback=keep)
+        tr = run(problem, dyn, rule, 1.0, config["steps"], seed=config["seed"], on_divergence="return",
+                 callback=keep)
         return _record(problem, tr, path, {"lrs_opt_objective": float(res.fun), "lrs_opt_nit": int(res.nit)})
     rule = _make_rule(config["method"], config["beta"])
-    tr = run(problem, dyn, rule, config["eta0"], config["steps"], on_divergence="return", callback=keep)
+    tr = run(problem, dyn, rule, config["eta0"], config["steps"], seed=config["seed"], on_divergence="return",
+             callback=keep)
     return _record(problem, tr, path)
 
 
@@ -174,13 +176,13 @@ def toy_figure(records, path, formats=("png",)):
     return save(fig, path, formats)
 
 
-def run_toy(out, *, steps=500, problem_names=("beale", "bukin"), methods=METHODS, lrs_opt=False,
+def run_toy(out, *, seed=0, steps=500, problem_names=("beale", "bukin"), methods=METHODS, lrs_opt=False,
             lrs_opt_maxiter=100, formats=("png",), jobs=1, progress=True):
     """Run (or resume) the Fig. 1 run table; write ``toy.json`` and the figure ``toy.<fmt>``."""
     out = Path(out)
-    specs = toy_specs(steps, problem_names, methods, lrs_opt, lrs_opt_maxiter)
+    specs = toy_specs(steps, problem_names, methods, lrs_opt, lrs_opt_maxiter, seed=seed)
     records = run_table(out, specs, toy_job, jobs=jobs, progress=progress, desc="toy")
-    config = {"steps": steps, "problems": list(problem_names), "methods": list(methods),
+    config = {"seed": seed, "steps": steps, "problems": list(problem_names), "methods": list(methods),
               "lrs_opt": lrs_opt, "lrs_opt_maxiter": lrs_opt_maxiter, "dynamics": "sgd",
               "setup": {n: TOY_SETUP[n] for n in problem_names}}
     results = write_results(out / "toy.json", "toy", config, records, summarize(records))
