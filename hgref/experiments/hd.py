@@ -63,7 +63,7 @@ class Setup(NamedTuple):
 _ALPHA0S = (1e-2, 5e-3, 1e-3, 5e-4, 1e-4)
 PAPER = Setup(MODELS, (1000, 1000), {"logreg": 20, "mlp": 100}, 128, (7000, 700, 2300), (0,), OPS, LOPS,
               1e-3, _ALPHA0S, True, (1e-6, 1e-5, 1e-4, 1e-3, 1e-2), (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6))
-DEFAULT = PAPER._replace(mlp_hidden=(50, 50), epochs={"logreg": 10, "mlp": 5})
+DEFAULT = PAPER._replace(mlp_hidden=(100, 100), epochs={"logreg": 20, "mlp": 20})
 TINY = DEFAULT._replace(mlp_hidden=(8,), epochs={"logreg": 1, "mlp": 1}, sizes=(256, 100, 100),
                         alpha0s=(1e-2, 1e-3), grid_betas=(1e-4, 1e-2), grid_alpha0s=(1e-2, 1e-3))
 

@@ -58,8 +58,8 @@ class Setup(NamedTuple):
 _BETAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 PAPER = Setup((500, 500), 512, 0.01, 100, (7000, 700, 2300), "glorot", 20, tuple(range(20)), METHODS,
               _BETAS, (0.9, 0.99, 0.999), 5000, 0.1, 4)
-DEFAULT = PAPER._replace(hidden=(50, 50), n_seeds=5, seeds=tuple(range(5)), lrs_opt_iterations=100,
-                         lrs_opt_seeds=2)
+DEFAULT = PAPER._replace(hidden=(50, 50), n_seeds=3, seeds=tuple(range(3)), mus=(0.9, 0.99),
+                         lrs_opt_iterations=60, lrs_opt_seeds=2)
 TINY = DEFAULT._replace(hidden=(8,), steps=12, sizes=(300, 100, 100), n_seeds=1, seeds=(0,),
                         betas=(1e-2,), mus=(0.9,), lrs_opt_iterations=2, lrs_opt_seeds=1)
 
