@@ -29,7 +29,8 @@ from .oracle.unroll import final_objective, sweep
 __all__ = ["lrs_opt", "lrs_opt_pgd", "outer_seed"]
 
 
-def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="reverse", callback=None):
+def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="reverse", callback=None,
+            options=None):
     """Minimise f_T over η ≥ 0 with L-BFGS-B and the exact hypergradient (MARTHE Eq. 1, §5).
 
     Args:
@@ -39,6 +40,20 @@ def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="revers
       method: hypergradient method (``"reverse"``, ``"forward"`` or ``"fd"``).
       callback: ``callback(iteration, schedule, value)`` after each iteration; return
         True to stop (status 99, scipy's convention).
+      options: extra L-BFGS-B options, overriding the defaults
+        ``{"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12}``.
+
+    Decisions (evidence: Beale, T = 500, SGD; see the oracle note):
+
+    * L-BFGS-B runs on u = η / s, s = max(η⁰) (1 if η⁰ = 0), bounds u ≥ 0. Its first
+      trial step has unit length in u; in η units (s = 1) that is ‖Δη‖ = 1, which on
+      Beale from η = 0.01·1 diverges, and the line search then returned to the start and
+      stopped with f unchanged. Scaled, the first step is ‖Δη‖ = s and f decreases.
+    * scipy's default ``ftol`` (relative reduction 2.2e-9 of max(|f|, 1)) stopped after
+      one iteration once f_T ≈ 1e-6 (Beale near its minimum); hence ``ftol=1e-15``.
+    * A diverging inner run returns f = +∞ (zero gradient): the line search backtracks
+      to a finite point (from the best constant on Beale: 1.7e-6 → 5.0e-8 in 8
+      iterations, some trial points diverging).
 
     Returns:
       OptimizeResult: x, fun, nit, nfev, status, success, message, jac, history.
@@ -52,33 +67,40 @@ def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="revers
     check_int("seed", seed, low=0)
     maxiter = check_int("maxiter", maxiter, low=1)
     check_choice("method", method, METHODS)
+    scale = float(schedule0.max()) or 1.0
     cache = {}
 
-    def fun(x):
-        key = x.tobytes()
+    def fun(u):
+        key = u.tobytes()
         if key not in cache:
             cache.clear()
             try:
-                hg = hypergradient(problem, dynamics, np.maximum(x, 0.0), seed, method)
-                cache[key] = (hg.value, hg.grad)
+                hg = hypergradient(problem, dynamics, np.maximum(u * scale, 0.0), seed, method)
+                cache[key] = (hg.value, hg.grad * scale)
             except DivergenceError:
-                cache[key] = (np.inf, np.zeros_like(x))
+                cache[key] = (np.inf, np.zeros_like(u))
         value, grad = cache[key]
         return value, grad.copy()
 
-    value0 = fun(schedule0)[0]
+    u0 = schedule0 / scale
+    value0 = fun(u0)[0]                     # cached: L-BFGS-B's first call reuses it
     if not np.isfinite(value0):
-        hypergradient(problem, dynamics, schedule0, seed, method)  # re-raise with the step
+        hypergradient(problem, dynamics, schedule0, seed, method)  # raise, naming the step
     history = [value0]
 
     def on_iteration(intermediate_result):
         history.append(float(intermediate_result.fun))
-        if callback is not None and callback(len(history) - 1, intermediate_result.x.copy(),
+        if callback is not None and callback(len(history) - 1, intermediate_result.x * scale,
                                              float(intermediate_result.fun)):
             raise StopIteration
 
-    res = minimize(fun, schedule0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * schedule0.size,
-                   callback=on_iteration, options={"maxiter": maxiter})
+    opts = {"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12, **(options or {})}
+    res = minimize(fun, u0, jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, None)] * schedule0.size, callback=on_iteration, options=opts)
+    res.x = np.maximum(res.x * scale, 0.0)
+    if res.get("jac") is not None:
+        res.jac = res.jac / scale
+    res.pop("hess_inv", None)   # an operator in the scaled variable u: not meaningful for η
     res.history = np.array(history)
     return res
 
