@@ -34,4 +34,4 @@ def test_configurations():
     assert PAPER.steps == DEFAULT.steps == 512 and PAPER.eta0 == 0.01 and PAPER.batch_size == 100
     setup = configure(DEFAULT, seeds=[3], methods=("constant", "lrs_opt"), lrs_opt_seeds=1)
     keys = [s.key for s in schedule_specs(setup)]
-    assert keys == ["seed=3-constant", "seed=3-lrs_opt"]
+    assert keys == ["seed=3-lrs_opt", "seed=3-constant"]

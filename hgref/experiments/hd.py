@@ -216,9 +216,12 @@ def hd_figures(records, summary, setup: Setup, out, formats=("png",)):
         Z = np.array([[summary["grid"][b].get(a, np.nan) for a in alphas] for b in betas], dtype=float)
         fig, ax = plt.subplots(figsize=(1.1 * len(alphas) + 3, 0.8 * len(betas) + 2))
         im = ax.imshow(np.log10(Z), cmap="cividis_r", origin="lower", aspect="auto")
+        logz = np.log10(Z)
+        lo, hi = np.nanmin(logz), np.nanmax(logz)
         for (bi, ai), z in np.ndenumerate(Z):
+            dark = np.isfinite(z) and hi > lo and (np.log10(z) - lo) / (hi - lo) > 0.55
             ax.text(ai, bi, "diverged" if not np.isfinite(z) else f"{z:.3f}", ha="center", va="center", fontsize=7,
-                    color="k" if np.isfinite(z) else "#D55E00")
+                    color="#D55E00" if not np.isfinite(z) else "w" if dark else "k")
         ax.set_xticks(range(len(alphas)), alphas)
         ax.set_yticks(range(len(betas)), betas)
         ax.set(xlabel="initial learning rate α_0", ylabel="hyper-learning rate β",

@@ -88,6 +88,11 @@ def schedule_specs(setup: Setup):
     base = {"hidden": list(setup.hidden), "steps": setup.steps, "eta0": setup.eta0,
             "batch_size": setup.batch_size, "sizes": list(setup.sizes), "init": setup.init}
     specs = []
+    if "lrs_opt" in setup.methods:  # the long runs first, so the process pool overlaps them with the rest
+        for seed in setup.seeds[:setup.lrs_opt_seeds]:
+            specs.append(RunSpec(f"seed={seed}-lrs_opt", dict(base, seed=seed, method="lrs_opt",
+                                                              iterations=setup.lrs_opt_iterations,
+                                                              lr=setup.lrs_opt_lr)))
     for seed in setup.seeds:
         def add(key, **cfg):
             specs.append(RunSpec(f"seed={seed}-{key}", dict(base, seed=seed, **cfg)))
@@ -95,8 +100,7 @@ def schedule_specs(setup: Setup):
             if method == "constant":
                 add("constant", method="constant")
             elif method == "lrs_opt":
-                if seed in setup.seeds[:setup.lrs_opt_seeds]:
-                    add("lrs_opt", method="lrs_opt", iterations=setup.lrs_opt_iterations, lr=setup.lrs_opt_lr)
+                continue
             elif method == "marthe_mu":
                 for mu in setup.mus:
                     for beta in setup.betas:
