@@ -129,6 +129,8 @@ def run_table(out, specs, job: Callable, *, jobs=1, progress=True, desc="runs", 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     ensure_dir(Path(out) / "runs")
+    for stale in (Path(out) / "runs").glob(".*.json.*.tmp"):  # left by a kill during an atomic write
+        stale.unlink(missing_ok=True)
     records = {spec.key: load_record(out, spec) for spec in specs}
     todo = [spec for spec in specs if records[spec.key] is None]
 
