@@ -59,9 +59,13 @@ class Observation:
                 self._objective_grad = self.problem.objective_grad(self.state.w)
         return self._objective_grad
 
-    def linearize(self, z) -> tuple[Step, Tangent]:
-        """Step quantities and the η-free part of A_t z (see :mod:`hgref.linearize`)."""
-        step, tangent = linearize(self.problem, self.dynamics, self.state, self.batch, z)
+    def linearize(self, z, problem=None) -> tuple[Step, Tangent]:
+        """Step quantities and the η-free part of A_t z (see :mod:`hgref.linearize`).
+
+        ``problem``: a surrogate with the same loss and gradient whose Hessian-vector
+        products differ (e.g. clipped, as in the released MARTHE code); default: the run's.
+        """
+        step, tangent = linearize(problem or self.problem, self.dynamics, self.state, self.batch, z)
         self._step = step
         return step, tangent
 
