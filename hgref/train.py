@@ -138,9 +138,13 @@ def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
             eval_steps.append(t)
             objectives.append(float(problem.objective(state.w)))
         obs = Observation(t, state, problem.batch(t, seed), problem, dynamics, prev_direction)
-        with np.errstate(over="ignore", invalid="ignore"):
-            eta, new_rstate, info = rule.update(rstate, obs)
-            step = obs.step()
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                eta, new_rstate, info = rule.update(rstate, obs)
+                step = obs.step()
+        except OverflowError:  # Python-float arithmetic overflows instead of giving inf
+            eta, new_rstate, info = math.nan, rstate, {}
+            step = Step(math.nan, None, None, ())
         eta = float(eta)
         bad = None
         if not math.isfinite(step.loss):
