@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from hgref.cli import main
 from hgref.experiments.hd import BETA, DEFAULT, PAPER, THRESHOLD, configure, hd_specs, iterations_to_threshold, smoothed
