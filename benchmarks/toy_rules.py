@@ -2,7 +2,8 @@
 
 Usage: ``python benchmarks/toy_rules.py`` → benchmarks/results/toy_rules.json.
 
-Part 1 (Fig. 1): plain GD, 500 steps from the default starts (hgref.problems.toy), for each
+Part 1 (Fig. 1): plain GD, 500 steps from the default starts (hgref.problems.toy; Bukin
+with ε = BUKIN_FIG1_EPS), for each
 β in a logspace grid: the best objective min_t L(w_t) (NaN if the run diverged) of HD
 (lop SGD, E = L), RTHO and MARTHE (adaptive μ and β; β is the β-adaptation step). Also
 MARTHE with β chosen by decimation from β = 1.
@@ -18,6 +19,7 @@ from common import write
 from hgref import dynamics as D
 from hgref import problems, rules
 from hgref.oracle import prefix_hypergradients
+from hgref.problems.toy import BUKIN_FIG1_EPS
 from hgref.train import run
 
 STEPS = 500
@@ -34,7 +36,7 @@ def best(tr):
 
 def figure1():
     out = {}
-    for name, problem in (("beale", problems.beale()), ("bukin", problems.bukin())):
+    for name, problem in (("beale", problems.beale()), ("bukin", problems.bukin(eps=BUKIN_FIG1_EPS))):
         res = {"w0": problem.w0.tolist(), "eta0": ETA0[name], "steps": STEPS}
         for method, make in MAKERS.items():
             grid = MARTHE_GRID if method == "marthe" else GRID
@@ -73,7 +75,7 @@ def _errors(tr, J):
 def variants():
     cases = {
         "beale": (problems.beale(), D.sgd(), 1e-3, 1e-11, 200),
-        "bukin": (problems.bukin(), D.sgd(), 1e-2, 1e-4, 200),
+        "bukin": (problems.bukin(eps=BUKIN_FIG1_EPS), D.sgd(), 1e-2, 1e-4, 200),
         "mnist_mlp32": (problems.mnist_mlp((32,), sizes=(1000, 200, 200)), D.sgd(), 0.05, 1e-4, 60),
     }
     out = {}
