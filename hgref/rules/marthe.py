@@ -50,7 +50,7 @@ its hand-written A_t (SGD) and an approximate Adam Jacobian (here the exact A_t 
 dynamics is not the rule's to change: clip in the problem for that).
 
 >>> from hgref import problems, dynamics, run
->>> tr = run(problems.beale(), dynamics.sgd(), marthe(1e-3), 0.001, 30)
+>>> tr = run(problems.bukin(), dynamics.sgd(), marthe(1e-3), 0.01, 30)
 >>> bool(((tr.diagnostics["mu"] >= 0) & (tr.diagnostics["mu"] <= 1)).all())
 True
 """
