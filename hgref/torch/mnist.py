@@ -4,9 +4,9 @@
 with the same data subsets, minibatch sequence and initial weights, so a torch run and
 :func:`hgref.train.run` see exactly the same numbers.
 
->>> from hgref.problems import mnist_mlp                      # doctest: +SKIP
->>> tp = mnist_torch(mnist_mlp(hidden=(16,)))                 # doctest: +SKIP
->>> model = tp.model(); X, y = tp.batch(0, seed=0)            # doctest: +SKIP
+>>> from hgref.problems import mnist_mlp
+>>> tp = mnist_torch(mnist_mlp(hidden=(16,)))
+>>> model = tp.model(); X, y = tp.batch(0, seed=0)
 """
 from __future__ import annotations
 
