@@ -10,8 +10,9 @@ One step t of the rule, with x_t the packed dynamics state (:func:`hgref.dynamic
     μ_t     = q̃_t^{1/(c_{t−1}+1)},  c_t = μ_{t−1}(1 + c_{t−1})   (adaptive μ; μ_0 = c_0 = 0)
     Z_{t+1} = μ_t A_t Z_t + B_t                          (Eq. 9 over the whole state x_t)
 
-with q_t = Δη_t·h_t (Eq. 10) and q̃_t = clip(q_t/h_t², 0, 1) (Appendix A; q̃_t = 0 when
-h_t = 0). Time indices: the paper computes μ_{t+1}, β_{t+1} at the end of its iteration t
+with q_t = Δη_t·h_t (Eq. 10) and q̃_t = clip(q_t/h_t², 0, 1) = clip(Δη_t/h_t, 0, 1)
+(Appendix A; q̃_t = 0 when h_t = 0). A non-finite μ_t or β_t makes η_t NaN, so the loop
+reports the divergence at that step instead of carrying NaN on. Time indices: the paper computes μ_{t+1}, β_{t+1} at the end of its iteration t
 from Δη_{t+1} = Z_{t+1}·∇E(w_{t+1}); the loop here shows the rule w_{t+1} at its step
 t+1, where the same numbers are computed *before* choosing η_{t+1} — identical values.
 Hence Δη_t = Σ_{i<t} (Π_{j=i+1}^{t−1} μ_j) ∂Obj(w_t)/∂η_i (Eq. 11), μ ≡ 0 gives HD's
@@ -168,9 +169,12 @@ def _marthe(beta, mu, adapt_beta, beta0, variant, objective, grad_clip, hvp_clip
                     beta_t = max(rs.beta + beta_sign * beta * dEta * rs.prev_hypergradient, 0.0)
                 eta = clip_eta(rs.eta - beta_t * dEta)
                 if adaptive_mu:
-                    q_tilde = _clip01(dEta * h / (h * h)) if h != 0 else 0.0   # Eq. 10, App. A
+                    # q/h² = Δη_t h_t / h_t² = Δη_t / h_t (no overflow of the square).
+                    q_tilde = _clip01(dEta / h) if h != 0 else 0.0   # Eq. 10, App. A
                     mu_t = q_tilde ** (1.0 / (rs.c + 1.0))
                     c_t = rs.mu * (1.0 + rs.c)
+        if not (math.isfinite(mu_t) and math.isfinite(beta_t)):
+            eta = math.nan        # the loop reports the divergence at this step
         z = tangent_update(rs.z, step, tangent, eta, mu=mu_t)   # Z_{t+1} = μ_t A_t Z_t + B_t
         prev_grad = None
         if released:

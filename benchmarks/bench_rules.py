@@ -1,0 +1,56 @@
+"""Per-step cost of the online rules relative to a plain step (constant η), per dynamics.
+
+Usage: ``python benchmarks/bench_rules.py [--quick]`` → benchmarks/results/rules.json.
+
+Problem: the MARTHE §5 MLP 784-500-500-500-10 on MNIST, minibatch 100. Two objectives:
+``E=L``: the rule's objective is the training minibatch loss (``objective="train"``; the
+gradient comes from the same forward-over-reverse pass as A_t Z_t); ``E=val100``: ∇E on a
+validation set of 100 examples (the same size as a minibatch; ``mnist_mlp(sizes=(7000,
+100, 2300))``), one extra gradient pass per step. Targets (issue 5): HD ≤ 1.05×,
+MARTHE/RTHO ≤ 3× (E = L), ≤ 4× (E on a validation minibatch).
+"""
+from __future__ import annotations
+
+import argparse
+
+from common import ratio, write
+
+from hgref import dynamics as D
+from hgref import problems, rules
+from hgref.train import run
+
+RULES = {
+    "hd": lambda obj: rules.hd(1e-9, objective=obj),
+    "rtho": lambda obj: rules.rtho(1e-9, objective=obj),
+    "marthe_mu0.9": lambda obj: rules.marthe(1e-9, 0.9, adapt_beta=False, objective=obj),
+    "marthe_adaptive": lambda obj: rules.marthe(1e-9, objective=obj),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repetitions")
+    args = parser.parse_args()
+    steps, repeat = (3, 2) if args.quick else (8, 5)
+    problem = problems.mnist_mlp((500, 500, 500), batch_size=100, sizes=(7000, 100, 2300))
+    results = {"problem": problem.info, "steps_per_timing": steps, "repeat": repeat, "ratios": {}}
+    for dname in ("sgd", "heavy_ball", "nesterov", "adam"):
+        dyn = D.get_dynamics(dname)
+        eta0 = 1e-4 if dname == "adam" else 1e-2
+
+        def plain():
+            return run(problem, dyn, rules.constant(), eta0, steps, metrics=False)
+        out = {}
+        for rname, make in RULES.items():
+            for obj, label in (("train", "E=L"), ("validation", "E=val100")):
+                r = ratio(lambda: run(problem, dyn, make(obj), eta0, steps, metrics=False), plain,
+                          repeat=repeat)
+                out[f"{rname}/{label}"] = {"ratio": r["ratio"], "step_s": r["numerator_s"] / steps,
+                                           "plain_step_s": r["denominator_s"] / steps}
+                print(dname, rname, label, round(r["ratio"], 3), flush=True)
+        results["ratios"][dname] = out
+    write("rules", results)
+
+
+if __name__ == "__main__":
+    main()
