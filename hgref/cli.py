@@ -48,6 +48,9 @@ def build_parser():
     toy.add_argument("--eta", type=_positive_float, nargs="+", default=[0.001, 0.003, 0.01],
                      help="constant learning rates to draw (default: 0.001 0.003 0.01)")
     toy.set_defaults(func=_run_toy)
+
+    from .testing.cli import add_check_command   # hgref check: see hgref/testing/cli.py
+    add_check_command(sub)
     return parser
 
 
