@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import dynamics as _dynamics
 from .._checks import check_int
+from ._threads import single_threaded
 from .exact import compare, exact_hypergradients
 from .report import CaseResult, Report, compared_result
 
@@ -243,34 +244,31 @@ def check_rule(make_rule, *, cases=BATTERY, mu=0.0, key="hypergradient", rtol=1e
     >>> from hgref import rules
     >>> report = check_rule(lambda case: rules.rtho(0.0), mu=1.0)   # doctest: +SKIP
     """
+    with single_threaded():       # the cases are tiny: extra threads only add overhead
+        results = [_check_rule_case(make_rule, case, mu, key, rtol, atol, data_dir) for case in cases]
+    return Report(name or getattr(make_rule, "__name__", "rule"), tuple(results), mu, rtol, atol)
+
+
+def _check_rule_case(make_rule, case, mu, key, rtol, atol, data_dir) -> CaseResult:
     from ..train import run
 
-    results = []
-    for case in cases:
-        try:
-            rule = make_rule(case)
-        except Unsupported as exc:
-            results.append(CaseResult(case.name, "unsupported", float("nan"), None, str(exc), None,
-                                      case.description))
-            continue
-        except Exception as exc:  # noqa: BLE001 - reported below as the case's error
-            rule = exc
-        try:
-            if isinstance(rule, Exception):
-                raise rule
-            tr = run(case.problem(data_dir), case.make_dynamics(), follow_schedule(rule, case.schedule),
-                     case.schedule[0], check_int("steps", case.steps, low=1), seed=case.seed,
-                     metrics=False)
-            if key not in tr.diagnostics:
-                raise KeyError(f"rule {rule.name!r} reports no info[{key!r}]; it reports "
-                               f"{sorted(tr.diagnostics)}")
-            mu_case = tr.diagnostics[mu] if isinstance(mu, str) else mu
-            results.append(compare_case(case, tr.diagnostics[key], tr.etas, mu_case, rtol=rtol,
-                                        atol=atol, data_dir=data_dir))
-        except Exception as exc:  # noqa: BLE001 - the report names what the rule raised
-            results.append(CaseResult(case.name, "error", float("nan"), None,
-                                      f"{type(exc).__name__}: {exc}", None, case.description))
-    return Report(name or getattr(make_rule, "__name__", "rule"), tuple(results), mu, rtol, atol)
+    try:
+        rule = make_rule(case)
+        tr = run(case.problem(data_dir), case.make_dynamics(), follow_schedule(rule, case.schedule),
+                 case.schedule[0], check_int("steps", case.steps, low=1), seed=case.seed,
+                 metrics=False)
+        if key not in tr.diagnostics:
+            raise KeyError(f"rule {rule.name!r} reports no info[{key!r}]; it reports "
+                           f"{sorted(tr.diagnostics)}")
+        mu_case = tr.diagnostics[mu] if isinstance(mu, str) else mu
+        return compare_case(case, tr.diagnostics[key], tr.etas, mu_case, rtol=rtol, atol=atol,
+                            data_dir=data_dir)
+    except Unsupported as exc:
+        return CaseResult(case.name, "unsupported", float("nan"), None, str(exc), None,
+                          case.description)
+    except Exception as exc:  # noqa: BLE001 - the report names what the rule raised
+        return CaseResult(case.name, "error", float("nan"), None, f"{type(exc).__name__}: {exc}",
+                          None, case.description)
 
 
 def assert_rule(make_rule, **kwargs) -> Report:

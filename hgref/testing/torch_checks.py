@@ -35,6 +35,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 
 from ..linearize import advance, evaluate
+from ._threads import single_threaded
 from .battery import BATTERY, Unsupported, compare_case
 from .report import CaseResult, Report
 
@@ -206,26 +207,25 @@ def check_torch_optimizer(optimizer, *, cases=BATTERY, mu=None, estimate=None, s
     elif mu is not None or estimate is not None or step is not None:
         optimizer = optimizer._replace(**{k: v for k, v in (("mu", mu), ("estimate", estimate),
                                                             ("step", step)) if v is not None})
-    results = []
-    for case in cases:
-        try:
-            est, used, mus, reason = _run_case(torch, optimizer, case, data_dir)
-        except Unsupported as exc:
-            results.append(CaseResult(case.name, "unsupported", float("nan"), None, str(exc), None,
-                                      case.description))
-            continue
-        except Exception as exc:  # noqa: BLE001 - the report names what the optimizer raised
-            results.append(CaseResult(case.name, "error", float("nan"), None,
-                                      f"{type(exc).__name__}: {exc}", None, case.description))
-            continue
-        if reason:
-            results.append(CaseResult(case.name, "fail", float("nan"), len(used), reason, None,
-                                      case.description))
-            continue
-        discount = np.array(mus) if callable(optimizer.mu) else optimizer.mu
-        results.append(compare_case(case, est, used, discount, rtol=rtol, atol=atol, data_dir=data_dir))
+    with single_threaded():       # the cases are tiny: extra threads only add overhead
+        results = [_check_case(torch, optimizer, case, rtol, atol, data_dir) for case in cases]
     mu_shown = optimizer.mu if not callable(optimizer.mu) else "per-step"
     return Report(name or optimizer.name or "torch optimizer", tuple(results), mu_shown, rtol, atol)
+
+
+def _check_case(torch, optimizer, case, rtol, atol, data_dir) -> CaseResult:
+    try:
+        est, used, mus, reason = _run_case(torch, optimizer, case, data_dir)
+    except Unsupported as exc:
+        return CaseResult(case.name, "unsupported", float("nan"), None, str(exc), None,
+                          case.description)
+    except Exception as exc:  # noqa: BLE001 - the report names what the optimizer raised
+        return CaseResult(case.name, "error", float("nan"), None, f"{type(exc).__name__}: {exc}",
+                          None, case.description)
+    if reason:
+        return CaseResult(case.name, "fail", float("nan"), len(used), reason, None, case.description)
+    discount = np.array(mus) if callable(optimizer.mu) else optimizer.mu
+    return compare_case(case, est, used, discount, rtol=rtol, atol=atol, data_dir=data_dir)
 
 
 def assert_torch_optimizer(optimizer, **kwargs) -> Report:
