@@ -34,9 +34,9 @@ def discount_matrix(mu, T) -> np.ndarray:
     T discounts μ_t that formed Z_{t+1} = μ_t A_t Z_t + B_t (adaptive MARTHE).
 
     >>> discount_matrix(0.5, 3)
-    array([[0.  , 0.  , 0.  ],
-           [1.  , 0.  , 0.  ],
-           [0.5 , 1.  , 0.  ]])
+    array([[0. , 0. , 0. ],
+           [1. , 0. , 0. ],
+           [0.5, 1. , 0. ]])
     """
     T = check_int("T", T, low=1)
     if np.ndim(mu) == 0:
