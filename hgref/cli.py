@@ -1,7 +1,16 @@
-"""Command-line interface: ``hgref <command> [options]`` (``hgref --help`` lists them)."""
+"""Command-line interface: ``hgref <command> [options]`` (``hgref --help`` lists them).
+
+Commands (each writes ``<out>/<command>/``: a results JSON, per-run records under
+``runs/`` so that a killed command resumes, and figures):
+
+* ``toy`` — MARTHE Fig. 1 on Beale and smoothed Bukin N.6 (the default main job, < 1 min).
+* ``schedules`` — MARTHE §5 / Fig. 2 on MNIST: offline LRS-OPT vs online schedules.
+* ``hd`` — HD with momentum/Adam as learning-rate optimizers and the HD reproducibility report.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,62 +24,190 @@ def _formats(text):
     bad = [f for f in fmts if f not in FORMATS]
     if bad or not fmts:
         raise argparse.ArgumentTypeError(f"invalid format {','.join(bad) or text!r}; accepted values: {', '.join(FORMATS)}")
-    return fmts
+    return tuple(dict.fromkeys(fmts))
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+def _choices(valid):
+    """Type for comma-separated lists drawn from ``valid``."""
+    def parse(text):
+        items = tuple(s.strip() for s in text.split(",") if s.strip())
+        bad = [s for s in items if s not in valid]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(
+                f"invalid value {','.join(bad) or text!r}; accepted values (comma-separated): {', '.join(valid)}")
+        return tuple(dict.fromkeys(items))
+    parse.__name__ = "list"
+    return parse
 
 
-def _common(p):
+def _number(low=0.0, strict=True, integer=False):
+    def parse(text):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not (value > low if strict else value >= low) or value == float("inf"):
+            rel = ">" if strict else ">="
+            raise ArgumentTypeError(f"expected a finite value {rel} {low:g}, got {text!r}")
+        return value
+    parse.__name__ = "int" if integer else "float"
+    return parse
+
+
+ArgumentTypeError = argparse.ArgumentTypeError
+_positive_float = _number(0.0)
+_positive_int = _number(0, integer=True)
+_seed = _number(0, strict=False, integer=True)
+
+
+def _common(p, seeds):
+    from .experiments.runner import default_jobs
     p.add_argument("--out", type=Path, default=Path("results"),
-                   help="output folder (default: ./results)")
+                   help="output folder; results go to OUT/<command>/ (default: ./results)")
     p.add_argument("--formats", type=_formats, default=("png",),
                    help="figure formats, comma-separated from png,svg,pdf (default: png)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--seeds", type=_seed, nargs="+", metavar="SEED", default=None,
+                       help=f"random seeds (default: {' '.join(map(str, seeds))})" + (
+                       "; the toy problems are deterministic, the seed is recorded only" if seeds == (0,) and
+                       p.prog.endswith("toy") else ""))
+    group.add_argument("--seed", type=_seed, default=None, help="a single random seed (same as --seeds SEED)")
+    p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
+                   help=f"worker processes for the run table (default: {default_jobs()})")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder holding mnist/ (default: $HGREF_DATA, else ~/.hgref/data)")
+    p.set_defaults(default_seeds=tuple(seeds))
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="hgref", description=__doc__)
     from . import __version__
+    from .experiments import hd as hd_exp
+    from .experiments import schedules as sch
+    from .experiments import toy as toy_exp
+
+    parser = argparse.ArgumentParser(prog="hgref", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"hgref {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    toy = sub.add_parser("toy", help="gradient descent on Beale and smoothed Bukin N.6 (no data needed)")
-    _common(toy)
-    toy.add_argument("--steps", type=int, default=500, help="steps of gradient descent (default: 500)")
-    toy.add_argument("--eta", type=_positive_float, nargs="+", default=[0.001, 0.003, 0.01],
-                     help="constant learning rates to draw (default: 0.001 0.003 0.01)")
+    toy = sub.add_parser("toy", help="MARTHE Fig. 1: HD, RTHO, MARTHE on Beale and Bukin (no data, < 1 min)",
+                         description=toy_exp.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(toy, seeds=(0,))
+    toy.add_argument("--steps", type=_positive_int, default=500, help="steps of gradient descent (default: 500)")
+    toy.add_argument("--problems", type=_choices(("beale", "bukin")), default=("beale", "bukin"),
+                     help="comma-separated from beale,bukin (default: both)")
+    toy.add_argument("--methods", type=_choices(toy_exp.METHODS), default=toy_exp.METHODS,
+                     help=f"comma-separated from {','.join(toy_exp.METHODS)} (default: all)")
+    toy.add_argument("--lrs-opt", action="store_true", help="also draw the LRS-OPT schedule (L-BFGS-B oracle)")
+    toy.add_argument("--lrs-opt-maxiter", type=_positive_int, default=100,
+                     help="L-BFGS-B iterations of LRS-OPT (default: 100)")
     toy.set_defaults(func=_run_toy)
+
+    s = sub.add_parser("schedules", help="MARTHE §5 / Fig. 2 on MNIST: LRS-OPT vs online schedules",
+                       description=sch.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(s, seeds=tuple(range(sch.DEFAULT.n_seeds)))
+    scale = s.add_mutually_exclusive_group()
+    scale.add_argument("--paper-scale", action="store_true",
+                       help="the paper's setting: 500 hidden units, 20 seeds, 5000 LRS-OPT iterations (days)")
+    scale.add_argument("--tiny", action="store_true", help="a seconds-long configuration for tests")
+    s.add_argument("--hidden", type=_positive_int, nargs="+", default=None,
+                   help=f"hidden layer widths (default: {' '.join(map(str, sch.DEFAULT.hidden))})")
+    s.add_argument("--steps", type=_positive_int, default=None, help="T, steps of SGD (default: 512)")
+    s.add_argument("--init", choices=sch.INITS, default="glorot",
+                   help="weight initialisation (default: glorot = Glorot-uniform, zero biases)")
+    s.add_argument("--methods", type=_choices(sch.METHODS), default=sch.METHODS,
+                   help=f"comma-separated from {','.join(sch.METHODS)} (default: all)")
+    s.add_argument("--betas", type=_positive_float, nargs="+", default=None, help="β grid of the online methods")
+    s.add_argument("--mus", type=_number(0.0, strict=False), nargs="+", default=None,
+                   help="fixed μ grid of MARTHE")
+    s.add_argument("--lrs-opt-iterations", type=_positive_int, default=None, help="outer iterations of LRS-OPT")
+    s.add_argument("--lrs-opt-lr", type=_positive_float, default=None, help="step size of LRS-OPT's PGD")
+    s.add_argument("--lrs-opt-seeds", type=_positive_int, default=None, help="number of seeds for LRS-OPT")
+    s.set_defaults(func=_run_schedules)
+
+    h = sub.add_parser("hd", help="HD with momentum/Adam lr-optimizers; HD reproducibility report (MNIST)",
+                       description=hd_exp.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(h, seeds=(0,))
+    hscale = h.add_mutually_exclusive_group()
+    hscale.add_argument("--paper-scale", action="store_true",
+                        help="the papers' epochs (20 logreg, 100 MLP) and 2×1000 hidden units (hours)")
+    hscale.add_argument("--tiny", action="store_true", help="a seconds-long configuration for tests")
+    h.add_argument("--models", type=_choices(hd_exp.MODELS), default=hd_exp.MODELS,
+                   help=f"comma-separated from {','.join(hd_exp.MODELS)} (default: both)")
+    h.add_argument("--ops", type=_choices(hd_exp.OPS), default=hd_exp.OPS,
+                   help=f"model optimizers, comma-separated from {','.join(hd_exp.OPS)} (default: all)")
+    h.add_argument("--lops", type=_choices(hd_exp.LOPS), default=hd_exp.LOPS,
+                   help=f"learning-rate optimizers, comma-separated from {','.join(hd_exp.LOPS)} (default: all)")
+    h.add_argument("--epochs", type=_positive_int, default=None, help="epochs per run (both models)")
+    h.add_argument("--alpha0s", type=_positive_float, nargs="+", default=None,
+                   help="initial learning rates of the insensitivity table (default: 1e-2 5e-3 1e-3 5e-4 1e-4)")
+    h.add_argument("--no-grid", action="store_true", help="skip the β × α0 grid of the reproducibility report")
+    h.set_defaults(func=_run_hd)
 
     from .testing.cli import add_check_command   # hgref check: see hgref/testing/cli.py
     add_check_command(sub)
     return parser
 
 
+def _seeds(args):
+    if args.seed is not None:
+        return (args.seed,)
+    return tuple(dict.fromkeys(args.seeds)) if args.seeds else args.default_seeds
+
+
 def _run_toy(args):
-    from .experiments.toy import constant_lr_trajectories
-    paths = constant_lr_trajectories(args.out / "toy", steps=args.steps, etas=args.eta, formats=args.formats)
-    for p in paths:
-        print(p)
+    from .experiments.toy import run_toy
+    if len(_seeds(args)) != 1:
+        raise ValueError("the toy problems are deterministic: give one --seed, not several --seeds")
+    return run_toy(args.out / "toy", seed=_seeds(args)[0], steps=args.steps, problem_names=args.problems, methods=args.methods,
+                   lrs_opt=args.lrs_opt, lrs_opt_maxiter=args.lrs_opt_maxiter, formats=args.formats,
+                   jobs=args.jobs, progress=not args.quiet)
+
+
+def _run_schedules(args):
+    from .experiments import schedules as sch
+    base = sch.PAPER if args.paper_scale else sch.TINY if args.tiny else sch.DEFAULT
+    seeds = _seeds(args) if (args.seed is not None or args.seeds) else tuple(range(base.n_seeds))
+    setup = sch.configure(base, seeds=seeds, hidden=args.hidden, steps=args.steps, init=args.init,
+                          methods=args.methods, betas=args.betas, mus=args.mus,
+                          lrs_opt_iterations=args.lrs_opt_iterations, lrs_opt_lr=args.lrs_opt_lr,
+                          lrs_opt_seeds=args.lrs_opt_seeds)
+    return sch.run_schedules(args.out / "schedules", setup, formats=args.formats, jobs=args.jobs,
+                             progress=not args.quiet)
+
+
+def _run_hd(args):
+    from .experiments import hd as hd_exp
+    base = hd_exp.PAPER if args.paper_scale else hd_exp.TINY if args.tiny else hd_exp.DEFAULT
+    setup = hd_exp.configure(base, seeds=_seeds(args), models=args.models, ops=args.ops, lops=args.lops,
+                             epochs=args.epochs, alpha0s=args.alpha0s, grid=not args.no_grid)
+    return hd_exp.run_hd(args.out / "hd", setup, formats=args.formats, jobs=args.jobs,
+                         progress=not args.quiet)
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "steps", 1) < 1:
-        parser.error(f"argument --steps: expected an integer >= 1, got {args.steps}")
+    from .experiments._threads import limit_blas_threads
+    from .io import ensure_dir
+    if args.data_dir is not None:
+        os.environ["HGREF_DATA"] = str(args.data_dir)
+    limit_blas_threads(1)  # one BLAS thread per process: measured 1.5-4x faster here (see _threads)
     try:
-        args.func(args)
-    except (ValueError, OSError) as exc:
+        ensure_dir(args.out / args.command)
+        paths = args.func(args)
+    except (ValueError, TypeError, OSError) as exc:
         print(f"hgref {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"hgref {args.command}: interrupted; finished runs are kept, re-run to resume",
+              file=sys.stderr)
+        return 130
+    for path in paths:
+        print(path)
     return 0
 
 

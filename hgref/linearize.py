@@ -22,7 +22,6 @@ from typing import NamedTuple
 import numpy as np
 from autograd import make_jvp, make_vjp
 
-from .dynamics import pack
 
 __all__ = ["Step", "Tangent", "evaluate", "linearize", "advance", "tangent_update", "adjoint"]
 
@@ -43,21 +42,23 @@ class Tangent(NamedTuple):
     buffers: np.ndarray    # shape=(n − d,) δb, packed
 
 
-def _flat_direction(dynamics, state):
-    """(w, buffers, g) packed into one vector ↦ (d, new buffers) packed; autograd-traceable."""
+def _direction_of(dynamics, count, n_buffers):
+    """(w, *buffers, g) ↦ (d, new buffers) packed into one vector; autograd-traceable.
+
+    Inputs are a tuple (not slices of one long vector): autograd's reverse pass through
+    slices would scatter into full-length zero arrays.
+    """
     import autograd.numpy as anp
 
-    d = state.w.shape[0]
-    k = dynamics.n_buffers
-
-    def f(xg):
-        w = xg[:d]
-        buffers = tuple(xg[(i + 1) * d:(i + 2) * d] for i in range(k))
-        g = xg[(k + 1) * d:]
-        direction, new = dynamics.direction(w, buffers, g, state.count)
-        return anp.concatenate((direction,) + tuple(new)) if k else direction
+    def f(args):
+        direction, new = dynamics.direction(args[0], tuple(args[1:1 + n_buffers]), args[-1], count)
+        return anp.concatenate((direction,) + tuple(new)) if n_buffers else direction
 
     return f
+
+
+def _pieces(state, grad):
+    return tuple(state[:-1]) + (grad,)
 
 
 def _split(out, d):
@@ -79,8 +80,10 @@ def linearize(problem, dynamics, state, batch, z) -> tuple[Step, Tangent]:
     """
     d = state.w.shape[0]
     loss, grad, hz = problem.grad_and_hvp(state.w, batch, z[:d])
-    xg = np.concatenate((pack(state), grad))
-    out, dout = make_jvp(_flat_direction(dynamics, state))(xg)(np.concatenate((z, hz)))
+    k = dynamics.n_buffers
+    f = _direction_of(dynamics, state.count, k)
+    zs = tuple(z[i * d:(i + 1) * d] for i in range(k + 1)) + (hz,)
+    out, dout = make_jvp(f)(_pieces(state, grad))(zs)
     direction, buffers = _split(out, d)
     return Step(loss, grad, direction, buffers), Tangent(dout[:d], dout[d:])
 
@@ -109,13 +112,12 @@ def adjoint(problem, dynamics, state, batch, eta, lam, grad=None):
     d = state.w.shape[0]
     if grad is None:
         grad = problem.value_and_grad(state.w, batch)[1]
-    xg = np.concatenate((pack(state), grad))
-    vjp, out = make_vjp(_flat_direction(dynamics, state))(xg)
-    c = np.concatenate((-eta * lam[:d], lam[d:]))
-    xbar_g = vjp(c)
-    n = lam.shape[0]
-    xbar = xbar_g[:n].copy()
+    k = dynamics.n_buffers
+    vjp, out = make_vjp(_direction_of(dynamics, state.count, k))(_pieces(state, grad))
+    c = np.concatenate((-eta * lam[:d], lam[d:])) if k else -eta * lam
+    bars = vjp(c)
+    xbar = np.concatenate(bars[:k + 1]) if k else np.array(bars[0], dtype=float)
     xbar[:d] += lam[:d]
-    _, _, hg = problem.grad_and_hvp(state.w, batch, xbar_g[n:])
+    _, _, hg = problem.grad_and_hvp(state.w, batch, bars[-1])
     xbar[:d] += hg
     return xbar, -float(lam[:d] @ out[:d])

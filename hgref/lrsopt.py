@@ -69,8 +69,11 @@ def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="revers
     check_choice("method", method, METHODS)
     scale = float(schedule0.max()) or 1.0
     cache = {}
+    best = {"value": np.inf, "u": None}
 
     def fun(u):
+        if not np.all(np.isfinite(u)):       # a line-search trial far outside: reject it
+            return np.inf, np.zeros_like(u)
         key = u.tobytes()
         if key not in cache:
             cache.clear()
@@ -79,6 +82,8 @@ def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="revers
                 cache[key] = (hg.value, hg.grad * scale)
             except DivergenceError:
                 cache[key] = (np.inf, np.zeros_like(u))
+            if cache[key][0] < best["value"]:
+                best.update(value=cache[key][0], u=u.copy(), grad=cache[key][1])
         value, grad = cache[key]
         return value, grad.copy()
 
@@ -97,6 +102,11 @@ def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="revers
     opts = {"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12, **(options or {})}
     res = minimize(fun, u0, jac=True, method="L-BFGS-B",
                    bounds=[(0.0, None)] * schedule0.size, callback=on_iteration, options=opts)
+    if best["value"] < res.fun:
+        # a failed line search (e.g. "ABNORMAL" on a chaotic f_T) can end above the best
+        # point evaluated: return the best one, so LRS-OPT never worsens its start.
+        res.x, res.fun, res.jac = best["u"], best["value"], best["grad"]
+        res.message = f"{res.message} (returned the best point evaluated)"
     res.x = np.maximum(res.x * scale, 0.0)
     if res.get("jac") is not None:
         res.jac = res.jac / scale

@@ -1,5 +1,10 @@
-"""Shared test configuration: data directory, hypothesis profile."""
+"""Shared test configuration: data directory, BLAS threads, hypothesis profile."""
 import os
+
+# One BLAS thread: the suite runs small matrices, and tests that start worker processes
+# would otherwise oversubscribe the cores (set before NumPy is first imported).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings

@@ -282,29 +282,23 @@ def test_cli_check(tmp_path, monkeypatch, capsys):
             return rules.hd(0.0, objective="validation")
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert main(["check", "hgref.testing.bridge.rtho", "--cases", "sgd,heavy_ball", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["passed"] and [c["status"] for c in out["cases"]] == ["pass", "pass"]
-    assert len(out["cases"][0]["exact"]) == 25
-    assert main(["check", "my_hypergradients:hd_rule", "--rule", "--mu", "0", "--cases", "validation"]) == 0
+    out = ["--out", str(tmp_path / "results")]
+    assert main(["check", "hgref.testing.bridge.rtho", "--cases", "sgd,heavy_ball", "--json", *out]) == 0
+    printed = capsys.readouterr().out
+    report_path = tmp_path / "results" / "check" / "report.json"
+    assert printed.rstrip().endswith(str(report_path))
+    saved = json.loads(report_path.read_text())
+    assert json.loads(printed[:printed.rindex("}") + 1]) == saved
+    assert saved["passed"] and [c["status"] for c in saved["cases"]] == ["pass", "pass"]
+    assert len(saved["cases"][0]["exact"]) == 25
+    assert main(["check", "my_hypergradients:hd_rule", "--rule", "--mu", "0", "--cases", "validation", *out]) == 0
     assert "1/1 cases passed -- PASSED" in capsys.readouterr().out
     with pytest.raises(SystemExit) as info:
-        main(["check", "my_hypergradients.off_by_half", "--cases", "sgd"])
+        main(["check", "my_hypergradients.off_by_half", "--cases", "sgd", *out])
     assert info.value.code == 1
-    out = capsys.readouterr().out
-    assert "FAILED: sgd" in out and "first diverging step: t=1" in out
-    assert main(["check", "my_hypergradients.nothing_here"]) == 2
+    printed = capsys.readouterr().out
+    assert "FAILED: sgd" in printed and "first diverging step: t=1" in printed
+    assert json.loads(report_path.read_text())["failed_cases"] == ["sgd"]
+    assert main(["check", "my_hypergradients.nothing_here", *out]) == 2
     assert "has no attribute 'nothing_here'" in capsys.readouterr().err
-    assert main(["check", "hgref.testing.bridge.rtho", "--cases", "nope"]) == 2
-
-
-def test_single_threaded_restores_thread_counts():
-    from hgref.testing._threads import _openblas_controls, single_threaded
-
-    before = torch.get_num_threads()
-    blas_before = [get() for get, _ in _openblas_controls()]
-    with single_threaded():
-        assert torch.get_num_threads() == 1
-        assert all(get() == 1 for get, _ in _openblas_controls())
-    assert torch.get_num_threads() == before
-    assert [get() for get, _ in _openblas_controls()] == blas_before
+    assert main(["check", "hgref.testing.bridge.rtho", "--cases", "nope", *out]) == 2

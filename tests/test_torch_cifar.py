@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-import _torch_reference  # noqa: F401  (one torch thread)
+import _torch_helpers  # noqa: F401  (one torch thread)
 from hgref.torch import cifar
 from hgref.torch.models import MLP, resnet18, vgg11_bn
 

@@ -1,36 +1,16 @@
-"""hgref.torch.lrs_opt: the torch reverse-mode schedule hypergradient equals NumPy's (float64).
-
-The NumPy side is the adjoint sweep of hgref.linearize (A_tᵀλ, λᵀB_t; autograd-verified in
-tests/test_linearize.py) over the states of hgref's own dynamics — the computation of
-``hgref.oracle.hypergradient(method="reverse")``.
-"""
+"""hgref.torch.lrs_opt: the torch reverse-mode schedule hypergradient equals the oracle's
+(``hgref.oracle.hypergradient``, float64)."""
 import numpy as np
 import pytest
-import torch
 
-import _torch_reference  # noqa: F401  (one torch thread)
+import _torch_helpers  # noqa: F401  (one torch thread)
 from hgref import dynamics
-from hgref.dynamics import pack, unpack
-from hgref.linearize import adjoint
+from hgref.oracle import hypergradient
 from hgref.problems import mnist_mlp
 from hgref.torch import lrs_opt, schedule_hypergradient
 from hgref.torch.mnist import mnist_torch
 
 T = 6
-
-
-def numpy_reverse(problem, dyn, schedule, seed):
-    states = [dyn.init(problem.w0)]
-    for t, eta in enumerate(schedule):
-        _, g = problem.value_and_grad(states[-1].w, problem.batch(t, seed))
-        states.append(dyn.step(states[-1], eta, g))
-    value = problem.objective(states[-1].w)
-    lam = np.zeros_like(pack(states[-1]))
-    lam[:problem.dim] = problem.objective_grad(states[-1].w)
-    grad = np.zeros(len(schedule))
-    for t in range(len(schedule) - 1, -1, -1):
-        lam, grad[t] = adjoint(problem, dyn, states[t], problem.batch(t, seed), schedule[t], lam)
-    return value, grad
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +22,7 @@ def problem():
                                       ("nesterov", {"momentum": 0.8}), ("adam", {})])
 def test_schedule_hypergradient_equals_numpy_adjoint(problem, name, hp):
     schedule = np.linspace(0.05, 0.02, T) if name != "adam" else np.full(T, 1e-3)
-    value, grad = numpy_reverse(problem, dynamics.get_dynamics(name, weight_decay=1e-3, **hp), schedule, 3)
+    value, grad, _ = hypergradient(problem, dynamics.get_dynamics(name, weight_decay=1e-3, **hp), schedule, 3)
     tvalue, tgrad = schedule_hypergradient(mnist_torch(problem), schedule, name, seed=3,
                                            weight_decay=1e-3, **hp)
     assert abs(float(tvalue) - value) <= 1e-12 * abs(value)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from _torch_reference import torch_run
+from _torch_helpers import torch_run
 from hgref import DivergenceError, dynamics, rules, run
 from hgref.problems import mnist_mlp
 from hgref.torch import AdamHD, HypergradientOptimizer, MARTHE, RTHO, SGDHD

@@ -38,8 +38,20 @@ def beale(w0=BEALE_W0):
         return ((1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2
                 + (2.625 - x + x * y ** 3) ** 2)
 
-    return make_problem("beale", check_vector("w0", w0, size=2), loss,
-                        info={"w0": list(map(float, w0))})
+    def grad_and_hvp(w, batch, v):
+        # L = Σ_i r_i², r_i = c_i − x + x yⁱ: ∇L = Σ 2 r_i ∇r_i, ∇²L = Σ 2(∇r_i ∇r_iᵀ + r_i ∇²r_i)
+        x, y = np.float64(w[0]), np.float64(w[1])  # NumPy floats: overflow gives inf, not an exception
+        value, g, H = 0.0, np.zeros(2), np.zeros((2, 2))
+        for i, c in ((1, 1.5), (2, 2.25), (3, 2.625)):
+            r = c - x + x * y ** i
+            dr = np.array([y ** i - 1.0, i * x * y ** (i - 1)])
+            d2r = np.array([[0.0, i * y ** (i - 1)], [i * y ** (i - 1), i * (i - 1) * x * y ** max(i - 2, 0)]])
+            value += r * r
+            g += 2 * r * dr
+            H += 2 * (np.outer(dr, dr) + r * d2r)
+        return value, g, (H @ v if v is not None else None)
+
+    return _closed_form("beale", w0, loss, grad_and_hvp, {"w0": list(map(float, w0))})
 
 
 def bukin(eps=BUKIN_EPS, w0=BUKIN_W0):
@@ -54,8 +66,30 @@ def bukin(eps=BUKIN_EPS, w0=BUKIN_W0):
         r = w[1] - 0.01 * w[0]
         return anp.sqrt(anp.sqrt(r ** 2 + eps) + eps)
 
-    return make_problem("bukin", check_vector("w0", w0, size=2), loss,
-                        info={"w0": list(map(float, w0)), "eps": eps})
+    u = np.array([-0.01, 1.0])  # ∇r
+
+    def grad_and_hvp(w, batch, v):
+        # L = f(r), s = √(r² + ε), f = √(s + ε): f' = r/(2fs), f'' = (2fs − r²/f − 2fr²/s)/(4f²s²)
+        r = np.float64(w[1] - 0.01 * w[0])
+        s = np.sqrt(r * r + eps)
+        f = np.sqrt(s + eps)
+        d1 = r / (2 * f * s)
+        d2 = (2 * f * s - r * r / f - 2 * f * r * r / s) / (4 * f * f * s * s)
+        return f, d1 * u, (d2 * (u @ v) * u if v is not None else None)
+
+    return _closed_form("bukin", w0, loss, grad_and_hvp, {"w0": list(map(float, w0)), "eps": eps})
+
+
+def _closed_form(name, w0, loss, grad_and_hvp, info):
+    """A deterministic problem whose derivatives are written out (autograd's HVP on a
+    two-variable function is dominated by tracing overhead); tests compare with autograd."""
+    def value_and_grad(w, batch=None):
+        value, g, _ = grad_and_hvp(w, batch, None)
+        return value, g
+
+    return make_problem(name, check_vector("w0", w0, size=2), loss, value_and_grad=value_and_grad,
+                        grad_and_hvp=grad_and_hvp, objective_grad=lambda w: value_and_grad(w)[1],
+                        info=info)
 
 
 def quadratic(hessian, w0, center=None):

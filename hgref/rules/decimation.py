@@ -3,8 +3,8 @@ by ``factor`` until the run does not diverge.
 
 >>> from hgref import problems, dynamics
 >>> from hgref.rules import marthe
->>> tr, beta, tried = decimate(lambda b: marthe(b), problems.beale(), dynamics.sgd(),
-...                            0.001, 50, beta_start=1e3)
+>>> tr, beta, tried = decimate(lambda b: marthe(b), problems.bukin(), dynamics.sgd(),
+...                            0.01, 50, beta_start=1e3)
 >>> tr.diverged_at is None and beta == tried[-1][0]
 True
 """

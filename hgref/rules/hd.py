@@ -29,8 +29,8 @@ stopping" — never go negative); the lop state (velocity, moments) is not alter
 the clip.
 
 >>> from hgref import problems, dynamics, run
->>> tr = run(problems.beale(), dynamics.sgd(), hd(1e-4), 0.001, 20)
->>> bool(tr.etas[0] == 0.001 and tr.diagnostics["hd"][0] == 0.0)
+>>> tr = run(problems.bukin(), dynamics.sgd(), hd(1e-4), 0.01, 20)
+>>> bool(tr.etas[0] == 0.01 and tr.diagnostics["hd"][0] == 0.0)
 True
 """
 from __future__ import annotations

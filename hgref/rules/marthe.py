@@ -25,9 +25,15 @@ chain rule gives the opposite sign: η_t = η_{t−1} − β_t Δη_t, so ∂η_
 ∂f/∂β_t = −Δη_t·∂f/∂η_t ≈ −Δη_t·Δη_{t+1}; gradient descent on β is therefore
 β_{t+1} = β_t + beta·Δη_{t+1}·Δη_t (β grows while successive hypergradients agree, as in
 HD's own rule one level down). We use "+". Evidence (tests/test_rules_marthe.py::
-test_beta_sign_matches_oracle and benchmarks/marthe_variants.py): with the oracle's
-exact ∂f/∂η_t = J[T, t], the "+" increment has the sign of −∂f/∂β_t = Δη_t·J[T, t] on
-most steps, the printed "−" on few. β is clipped at 0: a negative hyper-learning rate
+test_beta_sign_matches_oracle): (a) with the oracle, central finite differences of f_T
+under a perturbation of β_t alone equal −Δη_t·J[T, t] (J[T, t] = exact ∂f/∂η_t), i.e.
+the chain-rule factor ∂η_t/∂β_t = −Δη_t that fixes the sign; (b) end to end, "+"
+reaches a lower E(w_T) than the printed "−" (tests/test_rules_marthe.py::
+test_beta_sign_end_to_end_on_beale, Beale/Adam, 150 steps): from β_0 = 0 the printed
+sign pushes β_t below 0 whenever successive hypergradients agree, the clip holds it at 0,
+and β_t ≡ 0, η_t ≡ η_0 — the printed rule never adapts. (On Bukin with ε = 1e-6 the runs
+are chaotic, ‖∇f_T‖ ~ 1e90 over 500 steps, so end points are not compared there.)
+β is clipped at 0: a negative hyper-learning rate
 would move η *up* its own hypergradient estimate; the released code clips too.
 
 ``variant="released"`` follows the authors' code (awslabs/adatune, ``mu_sgd.py``,
@@ -45,7 +51,7 @@ its hand-written A_t (SGD) and an approximate Adam Jacobian (here the exact A_t 
 dynamics is not the rule's to change: clip in the problem for that).
 
 >>> from hgref import problems, dynamics, run
->>> tr = run(problems.beale(), dynamics.sgd(), marthe(1e-3), 0.001, 30)
+>>> tr = run(problems.bukin(), dynamics.sgd(), marthe(1e-3), 0.01, 30)
 >>> bool(((tr.diagnostics["mu"] >= 0) & (tr.diagnostics["mu"] <= 1)).all())
 True
 """

@@ -9,8 +9,9 @@ directory is importable) to one of:
   ``--mu``;
 * with ``--rule``: a NumPy factory ``make_rule(case) -> hgref.rules.Rule`` (or a Rule).
 
-Prints the per-case table (``--json``: the report as JSON, with per-step values); exit code 0
-when every checked case passes, 1 when one fails, 2 on a usage error.
+Prints the per-case table (``--json``: the report as JSON, with per-step values) and writes
+the JSON report to ``OUT/check/report.json``; exit code 0 when every checked case passes, 1
+when one fails, 2 on a usage error.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 
 __all__ = ["add_check_command", "resolve", "run_check"]
 
@@ -61,7 +63,10 @@ def add_check_command(sub):
     p.add_argument("--rtol", type=float, default=1e-10, help="per-step relative tolerance (default 1e-10)")
     p.add_argument("--atol", type=float, default=0.0, help="per-step absolute tolerance (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $HGREF_DATA)")
+    p.add_argument("--out", type=Path, default=Path("results"),
+                   help="output folder; the JSON report goes to OUT/check/report.json (default: ./results)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder holding mnist/ (default: $HGREF_DATA, else ~/.hgref/data)")
     p.set_defaults(func=run_check)
     return p
 
@@ -78,7 +83,8 @@ def _mu(text, rule):
 
 
 def run_check(args):
-    """Run the battery on ``args.target``; print the report; ``SystemExit(1)`` on failure."""
+    """Run the battery on ``args.target``; print the report, write it to
+    ``OUT/check/report.json`` and return ``[that path]``; ``SystemExit(1)`` if a case fails."""
     from ..rules import Rule
     from .battery import get_cases
     from .torch_checks import TorchAdapter
@@ -86,7 +92,8 @@ def run_check(args):
     cases = get_cases(args.cases)
     target = resolve(args.target)
     mu = _mu(args.mu, args.rule)
-    common = dict(cases=cases, rtol=args.rtol, atol=args.atol, data_dir=args.data_dir, name=args.target)
+    data_dir = None if args.data_dir is None else str(args.data_dir)
+    common = dict(cases=cases, rtol=args.rtol, atol=args.atol, data_dir=data_dir, name=args.target)
     if args.rule or isinstance(target, Rule):
         from .battery import check_rule
         make_rule = (lambda case: target) if isinstance(target, Rule) else target
@@ -99,6 +106,12 @@ def run_check(args):
     else:
         raise ValueError(f"{args.target} is a {type(target).__name__}: expected a TorchAdapter, a "
                          "factory (params, case) -> optimizer, or with --rule a factory case -> Rule")
+    from ..io import atomic_write_json
+
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.details())
+    path = Path(args.out) / "check" / "report.json"
+    atomic_write_json(path, report.to_dict())
     if not report.passed:
+        print(path, file=sys.stderr)
         raise SystemExit(1)
+    return [path]
