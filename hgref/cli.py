@@ -146,6 +146,9 @@ def build_parser():
                    help="initial learning rates of the insensitivity table (default: 1e-2 5e-3 1e-3 5e-4 1e-4)")
     h.add_argument("--no-grid", action="store_true", help="skip the β × α0 grid of the reproducibility report")
     h.set_defaults(func=_run_hd)
+
+    from .testing.cli import add_check_command   # hgref check: see hgref/testing/cli.py
+    add_check_command(sub)
     return parser
 
 
