@@ -191,11 +191,11 @@ def _run_hd(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .experiments._threads import limit_blas_threads
+    from ._threads import limit_threads
     from .io import ensure_dir
     if args.data_dir is not None:
         os.environ["HGREF_DATA"] = str(args.data_dir)
-    limit_blas_threads(1)  # one BLAS thread per process: measured 1.5-4x faster here (see _threads)
+    limit_threads(1)  # one BLAS thread per process: measured 1.5-4x faster here (see _threads)
     try:
         ensure_dir(args.out / args.command)
         paths = args.func(args)

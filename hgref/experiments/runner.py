@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 
 from .. import __version__
 from ..io import atomic_write_json, ensure_dir, read_json, to_jsonable
-from ._threads import limit_blas_threads
+from .._threads import limit_threads
 
 __all__ = ["RunSpec", "run_table", "write_results", "load_record", "normalize", "default_jobs",
            "square_job", "format_value"]
@@ -155,7 +155,7 @@ def run_table(out, specs, job: Callable, *, jobs=1, progress=True, desc="runs", 
             for spec in todo:
                 finish(spec, *_timed(job, spec.config, _scratch_path(out, spec.key)))
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), initializer=limit_blas_threads,
+            with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), initializer=limit_threads,
                                      initargs=(1,)) as pool:
                 futures = {pool.submit(_timed, job, spec.config, _scratch_path(out, spec.key)): spec for spec in todo}
                 for future in as_completed(futures):

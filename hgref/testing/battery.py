@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import dynamics as _dynamics
 from .._checks import check_int
-from ._threads import single_threaded
+from .._threads import single_threaded
 from .exact import compare, exact_hypergradients
 from .report import CaseResult, Report, compared_result
 

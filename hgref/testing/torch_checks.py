@@ -35,7 +35,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 
 from ..linearize import advance, evaluate
-from ._threads import single_threaded
+from .._threads import single_threaded
 from .battery import BATTERY, Unsupported, compare_case
 from .report import CaseResult, Report
 
