@@ -62,8 +62,12 @@ class AdamState(NamedTuple):
 class Dynamics(NamedTuple):
     """A dynamics Φ: ``init(w0) -> state`` and ``step(state, eta, grad) -> state``.
 
-    ``direction(w, buffers, grad, count) -> (d, new_buffers)`` is the η-free part that
-    :mod:`hgref.linearize` differentiates; ``step`` is ``w − η d`` with the new buffers.
+    ``direction(w, buffers, grad, count) -> (d, new_buffers)`` is the η-free part and
+    ``step`` is ``w − η d`` with the new buffers. Its derivatives, written out (elementwise,
+    checked against autograd in tests/test_linearize.py) for :mod:`hgref.linearize`:
+    ``direction_jvp(w, buffers, grad, count, dw, dbuffers, dgrad) -> (d, new_buffers, dd,
+    dnew_buffers)`` and ``direction_vjp(w, buffers, grad, count, cd, cbuffers) -> (d,
+    new_buffers, w̄, buffers̄, ḡ)``.
     """
 
     name: str
@@ -72,6 +76,8 @@ class Dynamics(NamedTuple):
     step: Callable
     direction: Callable
     state_type: type
+    direction_jvp: Callable
+    direction_vjp: Callable
 
     @property
     def n_buffers(self) -> int:
@@ -97,7 +103,7 @@ def _check_eta(eta):
         check_scalar("eta", float(eta))
 
 
-def _make(name, hyperparams, state_type, direction):
+def _make(name, hyperparams, state_type, direction, jvp, vjp):
     n_buffers = len(state_type._fields) - 2
 
     def init(w0):
@@ -110,7 +116,7 @@ def _make(name, hyperparams, state_type, direction):
         d, buffers = direction(state.w, state[1:-1], grad, state.count)
         return state_type(state.w - eta * d, *buffers, state.count + 1)
 
-    return Dynamics(name, dict(hyperparams), init, step, direction, state_type)
+    return Dynamics(name, dict(hyperparams), init, step, direction, state_type, jvp, vjp)
 
 
 def sgd(weight_decay=0.0):
@@ -124,7 +130,13 @@ def sgd(weight_decay=0.0):
     def direction(w, buffers, grad, count):
         return grad + wd * w, ()
 
-    return _make("sgd", {"weight_decay": wd}, SGDState, direction)
+    def jvp(w, buffers, grad, count, dw, dbuffers, dgrad):
+        return grad + wd * w, (), dgrad + wd * dw, ()
+
+    def vjp(w, buffers, grad, count, cd, cbuffers):
+        return grad + wd * w, (), wd * cd, (), cd
+
+    return _make("sgd", {"weight_decay": wd}, SGDState, direction, jvp, vjp)
 
 
 def _momentum(name, momentum, weight_decay, nesterov):
@@ -138,7 +150,19 @@ def _momentum(name, momentum, weight_decay, nesterov):
         v = mu * buffers[0] + g
         return (g + mu * v if nesterov else v), (v,)
 
-    return _make(name, {"momentum": mu, "weight_decay": wd}, MomentumState, direction)
+    def jvp(w, buffers, grad, count, dw, dbuffers, dgrad):
+        d, (v,) = direction(w, buffers, grad, count)
+        dg = dgrad + wd * dw
+        dv = mu * dbuffers[0] + dg
+        return d, (v,), (dg + mu * dv if nesterov else dv), (dv,)
+
+    def vjp(w, buffers, grad, count, cd, cbuffers):
+        d, (v,) = direction(w, buffers, grad, count)
+        cv = cbuffers[0] + (mu * cd if nesterov else cd)
+        cg = cv + cd if nesterov else cv
+        return d, (v,), wd * cg, (mu * cv,), cg
+
+    return _make(name, {"momentum": mu, "weight_decay": wd}, MomentumState, direction, jvp, vjp)
 
 
 def heavy_ball(momentum=0.9, weight_decay=0.0):
@@ -194,8 +218,41 @@ def adam(b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, eps_root=0.0):
             denom = _sqrt0(v) / np.sqrt(bc2) + eps
         return (m / bc1) / denom, (m, v)
 
+    def _parts(w, buffers, grad, count):
+        """g, m', v', bc1, d, 1/denom and ∂√(·)/∂v' (0 where v' = 0 and ε_root = 0), with
+        d computed by the same operations as ``direction`` (bit for bit)."""
+        g = grad + wd * w
+        m = b1 * buffers[0] + (1 - b1) * g
+        v = b2 * buffers[1] + (1 - b2) * g * g
+        k = count + 1
+        bc1, bc2 = 1 - b1 ** k, 1 - b2 ** k
+        root = np.sqrt(v / bc2 + eps_root) if eps_root else np.sqrt(v) / np.sqrt(bc2)
+        denom = root + eps
+        d = (m / bc1) / denom
+        dsqrt = np.divide(0.5 / bc2, root, out=np.zeros_like(root), where=root > 0)
+        return g, m, v, bc1, d, 1.0 / denom, dsqrt
+
+    def jvp(w, buffers, grad, count, dw, dbuffers, dgrad):
+        g, m, v, bc1, d, r, dsqrt = _parts(w, buffers, grad, count)
+        dg = dgrad + wd * dw if wd else dgrad
+        dm = b1 * dbuffers[0] + (1 - b1) * dg
+        dv = b2 * dbuffers[1] + 2 * (1 - b2) * g * dg
+        dsqrt *= dv
+        dsqrt *= d
+        dd = dm * (r / bc1)
+        dd -= dsqrt * r                       # ∂d = dm/(bc1·denom) − d·(∂√/∂v')·dv/denom
+        return d, (m, v), dd, (dm, dv)
+
+    def vjp(w, buffers, grad, count, cd, cbuffers):
+        g, m, v, bc1, d, r, dsqrt = _parts(w, buffers, grad, count)
+        cdr = cd * r
+        cm = cbuffers[0] + cdr / bc1
+        cv = cbuffers[1] - cdr * d * dsqrt
+        cg = (1 - b1) * cm + 2 * (1 - b2) * g * cv
+        return d, (m, v), wd * cg, (b1 * cm, b2 * cv), cg
+
     hp = {"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root, "weight_decay": wd}
-    return _make("adam", hp, AdamState, direction)
+    return _make("adam", hp, AdamState, direction, jvp, vjp)
 
 
 DYNAMICS = {"sgd": sgd, "heavy_ball": heavy_ball, "nesterov": nesterov, "adam": adam}

@@ -10,7 +10,9 @@ so ``B_t = ∂Φ_t/∂η_t = (−d_t, 0)`` and, for a tangent ``z`` (or adjoint 
     A_t z  = (z_w − η_t δd, δb),          (δd, δb) = ∂D/∂x z + ∂D/∂g ∇²L_t z_w
     A_tᵀλ  = (λ_w, 0) + ∂D/∂xᵀ c + e_w ∇²L_t ∂D/∂gᵀ c,   c = (−η_t λ_w, λ_b)
 
-using the symmetry of the Hessian ∇²L_t: one Hessian-vector product serves both modes.
+using the symmetry of the Hessian ∇²L_t: one Hessian-vector product serves both modes. The
+elementwise derivatives of D are the dynamics' written-out ``direction_jvp`` /
+``direction_vjp`` (tests compare A_t and B_t with autograd Jacobians of the whole step).
 The η-free part (δd, δb) is computed before η_t is known, so an online rule can choose
 η_t after seeing the tangent (MARTHE Algorithm 1), at the cost of one forward-over-reverse
 pass that also yields the gradient.
@@ -20,7 +22,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from autograd import make_jvp, make_vjp
 
 
 __all__ = ["Step", "Tangent", "evaluate", "linearize", "advance", "tangent_update", "adjoint"]
@@ -42,29 +43,6 @@ class Tangent(NamedTuple):
     buffers: np.ndarray    # shape=(n − d,) δb, packed
 
 
-def _direction_of(dynamics, count, n_buffers):
-    """(w, *buffers, g) ↦ (d, new buffers) packed into one vector; autograd-traceable.
-
-    Inputs are a tuple (not slices of one long vector): autograd's reverse pass through
-    slices would scatter into full-length zero arrays.
-    """
-    import autograd.numpy as anp
-
-    def f(args):
-        direction, new = dynamics.direction(args[0], tuple(args[1:1 + n_buffers]), args[-1], count)
-        return anp.concatenate((direction,) + tuple(new)) if n_buffers else direction
-
-    return f
-
-
-def _pieces(state, grad):
-    return tuple(state[:-1]) + (grad,)
-
-
-def _split(out, d):
-    return out[:d], tuple(out[i:i + d] for i in range(d, out.shape[0], d))
-
-
 def evaluate(problem, dynamics, state, batch) -> Step:
     """The plain step quantities: loss, gradient, direction and new buffers."""
     loss, grad = problem.value_and_grad(state.w, batch)
@@ -75,17 +53,17 @@ def evaluate(problem, dynamics, state, batch) -> Step:
 def linearize(problem, dynamics, state, batch, z) -> tuple[Step, Tangent]:
     """Step quantities and the η-free tangent (δd, δb) for one tangent z of shape (n,).
 
-    Costs one ``grad_and_hvp`` (gradient and Hessian-vector product in one pass) plus an
-    elementwise JVP of the dynamics.
+    Costs one ``grad_and_hvp`` (gradient and Hessian-vector product in one pass) plus the
+    elementwise ``direction_jvp`` of the dynamics.
     """
     d = state.w.shape[0]
     loss, grad, hz = problem.grad_and_hvp(state.w, batch, z[:d])
     k = dynamics.n_buffers
-    f = _direction_of(dynamics, state.count, k)
-    zs = tuple(z[i * d:(i + 1) * d] for i in range(k + 1)) + (hz,)
-    out, dout = make_jvp(f)(_pieces(state, grad))(zs)
-    direction, buffers = _split(out, d)
-    return Step(loss, grad, direction, buffers), Tangent(dout[:d], dout[d:])
+    dbuffers = tuple(z[(i + 1) * d:(i + 2) * d] for i in range(k))
+    direction, buffers, dd, dnew = dynamics.direction_jvp(
+        state.w, tuple(state[1:-1]), grad, state.count, z[:d], dbuffers, hz)
+    tangent = Tangent(dd, np.concatenate(dnew) if k else np.empty(0))
+    return Step(loss, grad, direction, tuple(buffers)), tangent
 
 
 def advance(state, step: Step, eta):
@@ -113,11 +91,9 @@ def adjoint(problem, dynamics, state, batch, eta, lam, grad=None):
     if grad is None:
         grad = problem.value_and_grad(state.w, batch)[1]
     k = dynamics.n_buffers
-    vjp, out = make_vjp(_direction_of(dynamics, state.count, k))(_pieces(state, grad))
-    c = np.concatenate((-eta * lam[:d], lam[d:])) if k else -eta * lam
-    bars = vjp(c)
-    xbar = np.concatenate(bars[:k + 1]) if k else np.array(bars[0], dtype=float)
-    xbar[:d] += lam[:d]
-    _, _, hg = problem.grad_and_hvp(state.w, batch, bars[-1])
-    xbar[:d] += hg
-    return xbar, -float(lam[:d] @ out[:d])
+    cbuffers = tuple(lam[(i + 1) * d:(i + 2) * d] for i in range(k))
+    direction, _, wbar, bbar, gbar = dynamics.direction_vjp(
+        state.w, tuple(state[1:-1]), grad, state.count, -eta * lam[:d], cbuffers)
+    _, _, hg = problem.grad_and_hvp(state.w, batch, gbar)
+    xbar = np.concatenate((lam[:d] + wbar + hg,) + tuple(bbar))
+    return xbar, -float(lam[:d] @ direction)
