@@ -55,6 +55,18 @@ def _number(low=0.0, strict=True, integer=False):
     return parse
 
 
+def _unit(text):
+    """A number in [0, 1] (MARTHE's μ)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:     # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text!r}")
+    return value
+
+
+_unit.__name__ = "float"
 ArgumentTypeError = argparse.ArgumentTypeError
 _positive_float = _number(0.0)
 _positive_int = _number(0, integer=True)
@@ -121,7 +133,7 @@ def build_parser():
     s.add_argument("--methods", type=_choices(sch.METHODS), default=sch.METHODS,
                    help=f"comma-separated from {','.join(sch.METHODS)} (default: all)")
     s.add_argument("--betas", type=_positive_float, nargs="+", default=None, help="β grid of the online methods")
-    s.add_argument("--mus", type=_number(0.0, strict=False), nargs="+", default=None,
+    s.add_argument("--mus", type=_unit, nargs="+", default=None,
                    help="fixed μ grid of MARTHE")
     s.add_argument("--lrs-opt-iterations", type=_positive_int, default=None, help="outer iterations of LRS-OPT")
     s.add_argument("--lrs-opt-lr", type=_positive_float, default=None, help="step size of LRS-OPT's PGD")
