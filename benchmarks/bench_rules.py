@@ -29,16 +29,12 @@ RULES = {
 }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer steps and repetitions")
-    parser.add_argument("--dynamics", nargs="+", default=["sgd", "heavy_ball", "nesterov", "adam"])
-    parser.add_argument("--out", default="rules", help="results/<out>.json")
-    args = parser.parse_args()
-    steps, repeat = (3, 2) if args.quick else (8, 5)
+def collect(dynamics_names=("sgd", "heavy_ball", "nesterov", "adam"), quick=False):
+    """Rule/plain step-time ratios per dynamics on the §5 MLP; the payload of rules.json."""
+    steps, repeat = (3, 2) if quick else (8, 5)
     problem = problems.mnist_mlp((500, 500, 500), batch_size=100, sizes=(7000, 100, 2300))
     results = {"problem": problem.info, "steps_per_timing": steps, "repeat": repeat, "ratios": {}}
-    for dname in args.dynamics:
+    for dname in dynamics_names:
         dyn = D.get_dynamics(dname)
         eta0 = 1e-4 if dname == "adam" else 1e-2
 
@@ -53,7 +49,16 @@ def main():
                                            "plain_step_s": r["denominator_s"] / steps}
                 print(dname, rname, label, round(r["ratio"], 3), flush=True)
         results["ratios"][dname] = out
-    write(args.out, results)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repetitions")
+    parser.add_argument("--dynamics", nargs="+", default=["sgd", "heavy_ball", "nesterov", "adam"])
+    parser.add_argument("--out", default="rules", help="results/<out>.json")
+    args = parser.parse_args()
+    write(args.out, collect(args.dynamics, args.quick))
 
 
 if __name__ == "__main__":

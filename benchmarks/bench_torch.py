@@ -113,13 +113,10 @@ def numpy_steps():
     return sgd_step, tangent_step
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    repeat, inner = (5, 5) if args.quick else (15, 10)
+def collect(quick=False, threads=1):
+    """Torch-bridge ratios (float32 vs torch.optim.SGD) and torch/NumPy per step; the payload of torch.json."""
+    torch.set_num_threads(threads)
+    repeat, inner = (5, 5) if quick else (15, 10)
 
     def loop(fn):
         return lambda: [fn() for _ in range(inner)]
@@ -140,11 +137,20 @@ def main():
         results["torch_vs_numpy"][f"tangent_step_{name}"] = ratio(
             loop(make_step("marthe_train", dt)[0]), loop(np_tangent), repeat=max(3, repeat // 3))
     targets = {"hd_vs_torch_sgd": 1.05, "marthe_vs_torch_sgd": 3.0}
-    write("torch", {"results": results, "targets": targets, "torch": torch.__version__,
-                    "threads": args.threads, "model": "MLP 784-500-500-500-10", "batch_size": B,
-                    "note": "train step = zero_grad + forward + backward (+ create_graph, + validation "
-                            "gradient on 100 examples where the rule needs it) + optimizer.step"})
-    for group, rs in results.items():
+    return {"results": results, "targets": targets, "torch": torch.__version__,
+            "threads": threads, "model": "MLP 784-500-500-500-10", "batch_size": B,
+            "note": "train step = zero_grad + forward + backward (+ create_graph, + validation "
+                    "gradient on 100 examples where the rule needs it) + optimizer.step"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = parser.parse_args()
+    payload = collect(args.quick, args.threads)
+    write("torch", payload)
+    for group, rs in payload["results"].items():
         for k, v in rs.items():
             print(f"{group:15s} {k:45s} ratio {v['ratio']:.3f}")
 

@@ -55,6 +55,18 @@ def _number(low=0.0, strict=True, integer=False):
     return parse
 
 
+def _unit(text):
+    """A number in [0, 1] (MARTHE's μ)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:     # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text!r}")
+    return value
+
+
+_unit.__name__ = "float"
 ArgumentTypeError = argparse.ArgumentTypeError
 _positive_float = _number(0.0)
 _positive_int = _number(0, integer=True)
@@ -121,7 +133,7 @@ def build_parser():
     s.add_argument("--methods", type=_choices(sch.METHODS), default=sch.METHODS,
                    help=f"comma-separated from {','.join(sch.METHODS)} (default: all)")
     s.add_argument("--betas", type=_positive_float, nargs="+", default=None, help="β grid of the online methods")
-    s.add_argument("--mus", type=_number(0.0, strict=False), nargs="+", default=None,
+    s.add_argument("--mus", type=_unit, nargs="+", default=None,
                    help="fixed μ grid of MARTHE")
     s.add_argument("--lrs-opt-iterations", type=_positive_int, default=None, help="outer iterations of LRS-OPT")
     s.add_argument("--lrs-opt-lr", type=_positive_float, default=None, help="step size of LRS-OPT's PGD")
@@ -193,7 +205,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from ._threads import limit_threads
     from .io import ensure_dir
-    if args.data_dir is not None:
+    saved_data = os.environ.get("HGREF_DATA")
+    if args.data_dir is not None:   # seen by worker processes; restored below for in-process callers
         os.environ["HGREF_DATA"] = str(args.data_dir)
     limit_threads(1)  # one BLAS thread per process: measured 1.5-4x faster here (see _threads)
     try:
@@ -206,6 +219,12 @@ def main(argv=None):
         print(f"hgref {args.command}: interrupted; finished runs are kept, re-run to resume",
               file=sys.stderr)
         return 130
+    finally:
+        if args.data_dir is not None:
+            if saved_data is None:
+                os.environ.pop("HGREF_DATA", None)
+            else:
+                os.environ["HGREF_DATA"] = saved_data
     for path in paths:
         print(path)
     return 0

@@ -113,6 +113,9 @@ def _make(name, hyperparams, state_type, direction, jvp, vjp):
 
     def step(state, eta, grad):
         _check_eta(eta)
+        if np.shape(grad) != np.shape(state.w):
+            raise ValueError(f"grad must have shape {np.shape(state.w)} (the shape of state.w), "
+                             f"got {np.shape(grad)}")
         d, buffers = direction(state.w, state[1:-1], grad, state.count)
         return state_type(state.w - eta * d, *buffers, state.count + 1)
 
