@@ -406,7 +406,16 @@ class HypergradientOptimizer(Optimizer):
             for n, b in zip(names, new_bufs):
                 ps[n] = b
             if self.rule in ("hd", "marthe"):
-                ps["prev_d"] = d.clone() if d is g or d is p.grad else d
+                if d is g or d is p.grad:
+                    # copy into the kept buffer: a fresh clone per step (0.9M floats) cost
+                    # page faults, measured 1.16x -> see benchmarks/results/all.json
+                    prev = ps.get("prev_d")
+                    if prev is not None and prev.shape == d.shape and prev.dtype == d.dtype:
+                        ps["prev_d"] = prev.copy_(d)
+                    else:
+                        ps["prev_d"] = d.clone()
+                else:
+                    ps["prev_d"] = d
             if tangent:
                 p.grad = g       # detached: breaks the parameter <-> gradient cycle
         for st, rec in zip(self._gstate, records):
