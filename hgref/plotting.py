@@ -107,6 +107,7 @@ def group_styles(groups):
 
 
 def _variant_key(group):
+    """Sort key of a variant value: numbers first, in numeric order."""
     value = str(group).partition("=")[2]
     try:
         return (0, float(value), "")
@@ -210,21 +211,23 @@ def note_out_of_view(ax, items, where="below"):
 
 
 def series(ax):
-    """The data lines of ``ax`` (helpers' markers excluded): list of dicts with ``label``,
-    ``color``, ``x``, ``y``, ``gid``; for tests that check a figure's data, not its pixels."""
+    """The lines of ``ax`` as data, for tests that check a figure's data, not its pixels:
+    dicts with ``label``, ``color``, ``gid``, ``x``, ``y`` and ``coords``: ``"data"``,
+    ``"y"`` (x in axes fraction: ``axhline``), ``"x"`` (y in axes fraction: marks in a band)."""
     from matplotlib.colors import to_hex
     out = []
     for line in ax.get_lines():
-        out.append(dict(label=line.get_label(), color=to_hex(line.get_color()), gid=line.get_gid(),
-                        x=np.asarray(line.get_xdata(), dtype=float), y=np.asarray(line.get_ydata(), dtype=float),
-                        axes_coords=line.get_transform() != ax.transData))
+        tr = line.get_transform()
+        coords = ("data" if tr == ax.transData else "y" if tr == ax.get_yaxis_transform()
+                  else "x" if tr == ax.get_xaxis_transform() else "axes")
+        out.append(dict(label=line.get_label(), color=to_hex(line.get_color()), gid=line.get_gid(), coords=coords,
+                        x=np.asarray(line.get_xdata(), dtype=float), y=np.asarray(line.get_ydata(), dtype=float)))
     return out
 
 
-def contour(ax, f, xlim, ylim, n=200, levels=30, log=True):
-    """Filled contours of f(w) on a grid (log-spaced levels by default); ``f`` is called
-    once on the stacked grid (2, n, n) when it accepts it, else point by point."""
-    xs, ys = np.linspace(*xlim, n), np.linspace(*ylim, n)
+def _grid_values(f, xs, ys):
+    """f on the grid xs × ys, shape (len(ys), len(xs)): one call on the stacked grid when ``f``
+    accepts it, else point by point."""
     X, Y = np.meshgrid(xs, ys)
     try:
         Z = np.asarray(f(np.array([X, Y])), dtype=float)
@@ -232,6 +235,12 @@ def contour(ax, f, xlim, ylim, n=200, levels=30, log=True):
         Z = None
     if Z is None or Z.shape != X.shape:
         Z = np.array([[float(f(np.array([x, y]))) for x in xs] for y in ys])
+    return X, Y, Z
+
+
+def contour(ax, f, xlim, ylim, n=200, levels=30, log=True):
+    """Filled contours of f(w) on an n × n grid (log-spaced levels by default)."""
+    X, Y, Z = _grid_values(f, np.linspace(*xlim, n), np.linspace(*ylim, n))
     if log:
         Z = np.log10(Z - Z.min() + 1e-3)
     ax.contourf(X, Y, Z, levels=levels, cmap="Greys")

@@ -36,7 +36,7 @@ def _plot(ax, x, y, style, diverged):
         ok = np.nonzero(np.isfinite(y))[0]
         if ok.size:
             ax.plot([x[ok[-1]]], [y[ok[-1]]], ls="none", marker="x", ms=9, mew=2, color=style["color"],
-                    label="_diverged", gid="diverged")
+                    label="_diverged", gid="diverged_end")
 
 
 def curves_figure(records, setup, model):

@@ -45,8 +45,11 @@ def _best_record(records, summary, group, seed):
 
 def _order(groups):
     """Reference groups first (constant, LRS-OPT), then the online ones in a stable order."""
+    from ..plotting import METHOD_STYLES
+    from ..plotting import _variant_key as variant
     first = [g for g in ("constant", "lrs_opt") if g in groups]
-    return first + sorted((g for g in groups if g not in first), key=lambda g: (str(g).split("=")[0], g))
+    rest = [g for g in groups if g not in first]
+    return first + sorted(rest, key=lambda g: (list(METHOD_STYLES).index(str(g).split("=")[0]), variant(g)))
 
 
 def accuracy_limits(rows_by_group, levels, below=BELOW_REFERENCE):
@@ -87,7 +90,7 @@ def _centre(ax, records, summary, styles, seed0):
             continue
         cfg, etas = rec["config"], rec["result"]["etas"]
         st = dict(styles[group], marker=None)
-        beta = f" (β = {cfg['beta']:.0e})" if "beta" in cfg else ""
+        beta = f", β = {cfg['beta']:.0e}" if "beta" in cfg else ""
         ax.plot(etas, **dict(st, label=st["label"] + beta + (f", diverged at {rec['result']['diverged_at']}"
                                                             if rec["result"]["diverged_at"] is not None else "")))
         shown.append(etas)
