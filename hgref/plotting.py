@@ -5,7 +5,8 @@
   or grey; the learning-rate-free optimizers of ``hgref compare`` dashed). Variants of one
   family (``"marthe_mu=0.9"``, ``"marthe_mu=0.99"``) keep the family colour and differ in
   line style (:func:`group_styles`).
-* :func:`legend_outside`: legends beside or below the axes, never on the data.
+* :func:`legend_outside`: legends beside or below the axes, never on the data;
+  :func:`fit_window`: axes limits that fit a set of paths.
 * :func:`readable_log_ticks`: plain decimals on a log axis spanning less than a decade.
 * :func:`log_axis_with_zero`: a log axis on which zero stays visible (symlog, a line "η = 0").
 * :func:`mark_diverged`, :func:`note_out_of_view`: diverged runs as × in a labelled band
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["PALETTE", "METHOD_STYLES", "method_style", "line_style", "group_label", "group_styles",
-           "color", "legend_outside", "readable_log_ticks", "log_axis_with_zero", "mark_diverged",
+           "color", "fit_window", "legend_outside", "readable_log_ticks", "log_axis_with_zero", "mark_diverged",
            "note_out_of_view", "series", "contour", "save"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
@@ -118,6 +119,19 @@ def _variant_key(group):
 def color(i):
     """The i-th palette colour (for things that are not methods: seeds, thresholds)."""
     return PALETTE[i % len(PALETTE)]
+
+
+def fit_window(points, margin=0.08):
+    """(xlim, ylim) of the bounding box of ``points`` (k, 2), widened by ``margin`` per side:
+    axes that fit a set of paths.
+
+    >>> fit_window([[0.0, 1.0], [2.0, -1.0]], margin=0.1)
+    ((-0.2, 2.2), (-1.2, 1.2))
+    """
+    p = np.asarray(points, dtype=float)
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    pad = np.maximum((hi - lo) * margin, 1e-3 * np.maximum(1.0, np.abs(hi)))
+    return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
 
 
 def legend_outside(ax, where="right", handles=None, **kwargs):

@@ -6,7 +6,7 @@ import pytest
 from _figure_checks import assert_axes_marks_inside, assert_in_view, assert_legends_off_data, by_label, data_lines
 from _toy_records import default_records
 from hgref.experiments.toy import METHODS, best_runs
-from hgref.experiments.toy_figure import MARKS, build_figure, path_window
+from hgref.experiments.toy_figure import MARKS, build_figure
 from hgref.plotting import method_style
 
 
@@ -88,9 +88,3 @@ def test_zoom_inset_holds_the_ends_of_the_paths(figure):
 
 def test_legends_are_off_the_data(figure):
     assert_legends_off_data(figure)
-
-
-def test_path_window_fits_the_points():
-    pts = np.array([[0.0, 1.0], [2.0, -1.0]])
-    (x0, x1), (y0, y1) = path_window(pts, margin=0.1)
-    assert x0 < 0 < 2 < x1 and y0 < -1 < 1 < y1 and np.isclose(x1 - x0, 2.4)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plotting import legend_outside, line_style, log_axis_with_zero, mark_diverged, method_style, readable_log_ticks
+from ..plotting import (fit_window, legend_outside, line_style, log_axis_with_zero, mark_diverged, method_style,
+                        readable_log_ticks)
 from ._figures import pyplot
 from .toy import METHODS, best_runs, make_problem
 
-__all__ = ["MARKS", "ALL_BETAS", "TICK_EVERY", "build_figure", "path_window"]
+__all__ = ["MARKS", "ALL_BETAS", "TICK_EVERY", "build_figure"]
 
 #: What panel (a) marks per problem: ("point", (x, y), label) or ("line", slope, label).
 MARKS = {"beale": ("point", (3.0, 0.5), "minimum (3, 0.5)"), "bukin": ("line", 0.01, "valley y = 0.01 x")}
@@ -29,14 +30,6 @@ ALL_BETAS = {"bukin": "rtho"}
 #: Steps between the time markers on the paths.
 TICK_EVERY = 100
 _ORDER = METHODS + ("lrs_opt",)
-
-
-def path_window(points, margin=0.08):
-    """(xlim, ylim) of the bounding box of ``points`` (k, 2), widened by ``margin`` per side."""
-    p = np.asarray(points, dtype=float)
-    lo, hi = p.min(axis=0), p.max(axis=0)
-    pad = np.maximum((hi - lo) * margin, 1e-3 * np.maximum(1.0, np.abs(hi)))
-    return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
 
 
 def _width(i, k):
@@ -81,7 +74,7 @@ def _panel_paths(ax, name, chosen):
     pts = np.vstack([np.array(res["path"]) for _, _, res in chosen] + [w0[None]])
     if MARKS[name][0] == "point":
         pts = np.vstack([pts, np.array(MARKS[name][1])[None]])
-    xlim, ylim = path_window(pts)
+    xlim, ylim = fit_window(pts)
     contour(ax, problem.objective, xlim, ylim, n=160)
     ax.xaxis.set_major_locator(MaxNLocator(4))
     k = len(chosen)
@@ -90,7 +83,7 @@ def _panel_paths(ax, name, chosen):
     # zoom on where the paths spend their last quarter, if that region is small in the panel
     start = 3 * (len(chosen[0][2]["path"]) - 1) // 4
     tails = np.vstack([np.array(res["path"])[start:] for _, _, res in chosen])
-    zx, zy = path_window(tails, margin=0.25)
+    zx, zy = fit_window(tails, margin=0.25)
     if (zx[1] - zx[0]) * (zy[1] - zy[0]) < 0.05 * (xlim[1] - xlim[0]) * (ylim[1] - ylim[0]):
         ins = ax.inset_axes(_free_corner(pts, xlim, ylim), gid="zoom")
         contour(ins, problem.objective, zx, zy, n=80)
