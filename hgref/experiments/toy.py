@@ -32,23 +32,25 @@ def _grid(lo, hi):
 
 
 #: Per problem: start w0, η_0, the β grid of each method (one point per decade) and, for
-#: Bukin, the smoothing ε. Chosen with the runs themselves (``/tmp`` scans of the start on a
-#: 0.5-spaced grid of [−4, 4]², η_0 ∈ {1e-4, 1e-3, 1e-2}, β on ¼- and ½-decade grids; 500 GD
-#: steps), so that both paper claims (MARTHE §3) show in the pictures:
+#: Bukin, the smoothing ε. Chosen with the runs so that both claims of MARTHE §3 show in the
+#: pictures (evidence: ``python benchmarks/toy_setup.py --scan-starts``, ¼-decade β grids,
+#: 500 GD steps; figures of the default grid: ``hgref toy``, toy.json):
 #:
-#: * Beale from (0, −2.25), on the plateau x = 0 where L = 14.2 for every y, η_0 = 1e-3: HD's
-#:   one-step hypergradient barely raises η, HD crawls along the plateau and its lowest final
-#:   objective over a ¼-decade β grid (1e-7 … 3e-5) is 0.034 (β = 2.4e-6; every larger β
-#:   diverges), while RTHO accumulates the past, leaves the plateau by t ≈ 250 and ends at
-#:   2.8e-6 (β = 1.3e-6). The old start (−1, 1.5) sat in the valley that leads away from the
-#:   minimum (towards L → 0.45 as x → −∞): every method ended at 1.03–1.12 from 2.06.
-#: * Bukin from (−5, 2), ε = 1e-6 (sharp valley, floor √(√ε + ε) = 0.0316), η_0 = 1e-2: with
-#:   η_0 = 1e-3 HD needs β ≥ 1e-3 to move at all and then overshoots (its best-in-run β = 1
-#:   path spans y ∈ [−33, 38]); with 1e-2 every method reaches the valley within ~150 steps.
-#:   Then RTHO's η grows and collapses to 0 for every β of the grid (94–473 steps at η = 0)
-#:   and the path stays frozen beside the valley, while HD with β ≤ 1e-3 keeps η > 0 and
-#:   oscillates across the valley (final E 0.069 at β = 1e-5 vs RTHO's 0.109 at β = 1e-7).
-#:   With ε = 0.01 every rule converges to the same floor and the contrast disappears.
+#: * Beale from (0, −2.25), on the plateau x = 0 (L = 14.2 for every y), η_0 = 1e-3. HD's
+#:   one-step hypergradient barely raises η: its lowest final objective over β is 0.053
+#:   (β = 1.8e-6; every β ≥ 3.2e-6 diverges); RTHO's accumulated hypergradient leaves the
+#:   plateau and reaches 3.4e-6 (β = 5.6e-7); 6 of its 25 β end below HD's best. Of 578
+#:   (start, η_0) pairs of a 0.5-spaced start grid, 9 separate RTHO (< 1e-2) from HD
+#:   (> 0.05) on decade grids; (0, −2.5) is one, but there only RTHO's last β before
+#:   divergence escapes, so the start moved up to (0, −2.25). The former start (−1, 1.5) lies
+#:   in the valley that leads away from the minimum: HD and RTHO ended at 1.04–1.05 at best.
+#: * Bukin from (−5, 2), ε = 1e-4 (floor √(√ε + ε) = 0.1005; GD on the valley is stable only
+#:   for η < 0.004), η_0 = 1e-2. HD damps η below that bound and ends on the floor (final
+#:   within 0.1 % of it) for 8 of 33 β, never with η stuck at 0; RTHO's η grows, then drops
+#:   to 0 and stays there for 15 of 33 β, leaving the path beside the valley (1 β on the
+#:   floor). With the former ε = 1e-6, η_0 = 1e-3, the runs end far above the sharp valley's
+#:   floor 0.0316 (final: HD ≥ 0.175, RTHO ≥ 0.259); with ε = 0.01
+#:   every rule converges to the floor and the contrast disappears.
 TOY_SETUP = {
     "beale": {"w0": (0.0, -2.25), "eta0": 1e-3,
               "betas": {"hd": _grid(-9, -3), "rtho": _grid(-10, -4), "marthe": _grid(-17, -11)}},

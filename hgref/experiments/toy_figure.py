@@ -1,7 +1,7 @@
 """The ``hgref toy`` figure (MARTHE Fig. 1), one row per problem, four panels:
 
 (a) contours with each method's path at its selected β (lowest final objective), markers
-    at t = 100, 200, … and at the end, the start, and the minimum (Beale) or the valley
+    every T/5 steps (t = 100, 200, … for T = 500) and at the end, the start, and the minimum (Beale) or the valley
     y = 0.01 x (Bukin); axes fitted to the paths, and a zoom inset on where the paths end
     when that region is small against the panel;
 (b) the objective E(w_t) along those runs;
@@ -20,16 +20,21 @@ from ..plotting import (fit_window, legend_outside, line_style, log_axis_with_ze
 from ._figures import pyplot
 from .toy import METHODS, best_runs, make_problem
 
-__all__ = ["MARKS", "ALL_BETAS", "TICK_EVERY", "build_figure"]
+__all__ = ["MARKS", "ALL_BETAS", "TICKS", "build_figure"]
 
 #: What panel (a) marks per problem: ("point", (x, y), label) or ("line", slope, label).
 MARKS = {"beale": ("point", (3.0, 0.5), "minimum (3, 0.5)"), "bukin": ("line", 0.01, "valley y = 0.01 x")}
 #: Per problem, the method whose schedules at every other finite β panel (d) adds as thin lines
 #: (Bukin: each RTHO schedule rises, then drops to η = 0 and stays there; MARTHE §3).
 ALL_BETAS = {"bukin": "rtho"}
-#: Steps between the time markers on the paths.
-TICK_EVERY = 100
+#: Time markers per path: every T / TICKS steps (every 100 steps for T = 500).
+TICKS = 5
 _ORDER = METHODS + ("lrs_opt",)
+
+
+def _every(steps):
+    """Steps between the time markers of a path of ``steps`` steps."""
+    return max(1, steps // TICKS)
 
 
 def _width(i, k):
@@ -45,7 +50,8 @@ def _label(method, cfg, res):
 def _draw_paths(ax, chosen, k):
     for i, (method, cfg, res) in enumerate(chosen):
         p = np.array(res["path"])
-        ticks = list(range(TICK_EVERY, len(p) - 1, TICK_EVERY))
+        every = _every(len(p) - 1)
+        ticks = list(range(every, len(p) - 1, every))
         style = line_style(method, len(p), lw=_width(i, k), markevery=ticks, ms=5 + 2.5 * (k - 1 - i),
                            label=_label(method, cfg, res))
         ax.plot(p[:, 0], p[:, 1], **style)
@@ -187,7 +193,7 @@ def _legend(ax, name, chosen, any_diverged):
                 Line2D([], [], ls="none", marker="*", ms=12, color="w", mec="k", label=label) if kind == "point"
                 else Line2D([], [], color="k", ls="--", lw=1.0, label=label),
                 Line2D([], [], ls="none", marker="o", color="0.5", ms=5,
-                       label=f"path markers every {TICK_EVERY} steps; large: end"),
+                       label=f"path markers every {_every(len(chosen[0][2]['etas']) if chosen else 0)} steps; large: end"),
                 Line2D([], [], color="0.3", ls="-", marker="o", label="β panel: final objective"),
                 Line2D([], [], color="0.3", ls=":", marker="o", mfc="none", label="β panel: best in run"),
                 Line2D([], [], ls="none", marker="o", ms=12, mfc="none", mec="k", label="β panel: selected β")]
