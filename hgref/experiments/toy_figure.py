@@ -205,7 +205,12 @@ def _legend(ax, name, chosen, any_diverged):
         handles.append(Line2D([], [], color="0.4", ls="--", lw=1, label=f"E panel: floor √(√ε + ε) = {_floor():.4f}"))
     if any_diverged:
         handles.append(Line2D([], [], ls="none", marker="x", color="0.3", mew=1.6, label="β panel: diverged"))
-    legend_outside(ax, "right", handles=handles, title=f"{name} (selected β: lowest final E)", title_fontsize=8)
+    setting = ""
+    if chosen:
+        cfg = chosen[0][1]
+        setting = f"start ({cfg['w0'][0]:g}, {cfg['w0'][1]:g}), η_0 = {cfg['eta0']:g}" + (
+            f", ε = {cfg['eps']:g}" if "eps" in cfg else "")
+    legend_outside(ax, "right", handles=handles, title=f"{name}: {setting}\nselected β: lowest final E", title_fontsize=8)
 
 
 def build_figure(records):
