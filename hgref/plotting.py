@@ -9,8 +9,9 @@
   :func:`fit_window`: axes limits that fit a set of paths.
 * :func:`readable_log_ticks`: plain decimals on a log axis spanning less than a decade.
 * :func:`log_axis_with_zero`: a log axis on which zero stays visible (symlog, a line "η = 0").
-* :func:`mark_diverged`, :func:`note_out_of_view`: diverged runs as × in a labelled band
-  inside the axes; values outside the limits listed ("below axis: …"), never clipped silently.
+* :func:`mark_diverged`, :func:`note_out_of_view`: diverged runs as × in a band per method
+  inside the axes; values outside the limits marked ▼ and listed ("below axis: …" in the
+  legend), never clipped silently.
 * :func:`series`: the plotted lines of an axes as data, for tests of figures.
 """
 from __future__ import annotations
@@ -209,19 +210,24 @@ def mark_diverged(ax, xs, style, row=0, label=None):
                    gid="diverged")[0]
 
 
-def note_out_of_view(ax, items, where="below"):
-    """List values outside the limits: ``items`` are (x, text, style); a ▼ (▲) marker at the
-    bottom (top) edge per item, and one note "below axis: …" inside the axes."""
-    if not items:
-        return None
-    y, marker, va = (0.02, "v", "bottom") if where == "below" else (0.98, "^", "top")
-    for x, _, style in items:
+def note_out_of_view(ax, items, where="below", inline=False):
+    """List values outside the limits: ``items`` are (x, text, style). Draws a ▼ (▲) at the
+    bottom (top) edge per item and returns legend handles "below axis: <text>" (pass them to
+    :func:`legend_outside`, so the list sits off the data); ``inline`` also writes one note
+    inside the axes. Returns [] when nothing is out of view."""
+    from matplotlib.lines import Line2D
+    y, marker = (0.02, "v") if where == "below" else (0.98, "^")
+    handles = []
+    for x, text, style in items:
         ax.plot([x], [y], ls="none", marker=marker, ms=8, color=style["color"],
                 transform=ax.get_xaxis_transform(), gid="out_of_view", label="_out_of_view")
-    text = f"{where} axis: " + "; ".join(t for _, t, _ in items)
-    return ax.text(0.5, y + (0.05 if where == "below" else -0.05), text, transform=ax.transAxes,
-                   ha="center", va=va, fontsize=7.5, wrap=True, gid="out_of_view_note",
-                   bbox=dict(fc="white", ec="0.6", alpha=0.9, pad=2))
+        handles.append(Line2D([], [], ls="none", marker=marker, ms=8, color=style["color"],
+                              label=f"{where} axis: {text}"))
+    if items and inline:
+        ax.text(0.5, y + (0.05 if where == "below" else -0.05), f"{where} axis: " + "; ".join(t for _, t, _ in items),
+                transform=ax.transAxes, ha="center", va="bottom" if where == "below" else "top", fontsize=7.5,
+                gid="out_of_view_note", bbox=dict(fc="white", ec="0.6", alpha=0.9, pad=2))
+    return handles
 
 
 def series(ax):

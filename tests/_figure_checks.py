@@ -19,8 +19,12 @@ def by_label(ax):
 
 
 def out_of_view_note(ax):
+    """The "below/above axis: …" entries of ``ax`` (its legend or an inline note), one string."""
     texts = [t.get_text() for t in ax.texts if t.get_gid() == "out_of_view_note"]
-    return texts[0] if texts else ""
+    legend = ax.get_legend()
+    if legend is not None:
+        texts += [t.get_text() for t in legend.get_texts() if t.get_text().split(":")[0] in ("below axis", "above axis")]
+    return "; ".join(texts)
 
 
 def assert_in_view(ax, allow=()):

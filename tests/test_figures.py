@@ -90,10 +90,13 @@ def test_out_of_view_values_are_listed(ax):
     ax.set_ylim(85, 95)
     with pytest.raises(AssertionError, match="outside"):
         assert_in_view(ax)
-    note = plotting.note_out_of_view(ax, [(3, "RTHO β = 1e-02: 37.8 %", plotting.method_style("rtho"))])
-    assert note.get_text() == "below axis: RTHO β = 1e-02: 37.8 %"
+    handles = plotting.note_out_of_view(ax, [(3, "RTHO β = 1e-02: 37.8 %", plotting.method_style("rtho"))])
+    assert [h.get_label() for h in handles] == ["below axis: RTHO β = 1e-02: 37.8 %"]
+    with pytest.raises(AssertionError, match="no note"):
+        assert_in_view(ax)                                  # marked, but not yet listed
+    plotting.legend_outside(ax, "right", handles=handles)
     assert_in_view(ax)
-    assert plotting.note_out_of_view(ax, []) is None
+    assert plotting.note_out_of_view(ax, []) == []
 
 
 def test_legend_outside_is_off_the_data(ax):

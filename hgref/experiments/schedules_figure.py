@@ -7,7 +7,8 @@ summary of :func:`hgref.experiments.schedules.summarize` whatever groups they ho
 (right) mean validation accuracy over seeds against β per online group, band ±1 sd,
     constant and LRS-OPT as levels; a (group, β) with diverged seeds is ringed and labelled
     "k/n div." (× in the group's band at the top when every seed diverged); means below the
-    axis are marked ▼ at the bottom and listed ("below axis: …").
+    axis (or whose ±1 sd band reaches below it) are marked ▼ at the bottom and listed
+    ("below axis: …").
 
 Every group has the same style (:func:`hgref.plotting.group_styles`) in every panel.
 """
@@ -119,8 +120,11 @@ def _right(ax, summary, styles):
                         mec=st["color"], label="_diverged seeds", gid="diverged_seeds")
                 ax.annotate(f"{r['n_diverged']}/{r['n_seeds']} div.", (r["beta"], 100 * r["val_acc_mean"]),
                             xytext=(6, -10), textcoords="offset points", fontsize=7, color=st["color"])
-            if 100 * r["val_acc_mean"] < low:
-                below.append((r["beta"], f"{st['label']} β = {r['beta']:.0e}: {100 * r['val_acc_mean']:.1f} %", st))
+            m_r, s_r = 100 * r["val_acc_mean"], 100 * r["val_acc_sd"]
+            if m_r < low:
+                below.append((r["beta"], f"{st['label']} β = {r['beta']:.0e}: {m_r:.1f} %", st))
+            elif m_r - s_r < low:   # the mean is in view, its band reaches below the axis
+                below.append((r["beta"], f"{st['label']} β = {r['beta']:.0e}: band to {m_r - s_r:.1f} %", st))
         mark_diverged(ax, [r["beta"] for r in rows if not np.isfinite(r["val_acc_mean"])], st, row,
                       label=f"{st['label']}: every seed diverged")
     for group, level in levels.items():
@@ -128,10 +132,11 @@ def _right(ax, summary, styles):
         ax.axhline(100 * level, color=st["color"], ls=st["ls"], lw=1.2, label=f"{st['label']} ({100 * level:.1f} %)")
     ax.set_ylim(low, high + (6.0 if any(not np.isfinite(r["val_acc_mean"]) for rows in rows_by_group.values()
                                          for r in rows) else 0.0))
-    note_out_of_view(ax, below, "below")
+    notes = note_out_of_view(ax, below, "below")
     ax.set(xscale="log", xlabel="hyper-learning rate β", ylabel="validation accuracy (%)",
            title="mean validation accuracy over seeds (band: ±1 sd)")
-    legend_outside(ax, "right")
+    handles = [h for h in ax.get_lines() if not h.get_label().startswith("_")]
+    legend_outside(ax, "right", handles=handles + notes)
 
 
 def build_figure(records, summary):
