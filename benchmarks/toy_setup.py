@@ -49,7 +49,8 @@ def sweep(problem, eta0, grids, verbose=True):
         out[method] = {"runs": rows, "lowest_final": best and {"beta": best["beta"], "value": best["final_objective"]},
                        "lowest_best": finite and min(r["best_objective"] for r in finite)}
         if verbose:
-            print(f"  {method:6} lowest final {best and best['final_objective']:.4g} at β = {best and best['beta']:.2g}")
+            print(f"  {method:6} lowest final {best['final_objective']:.4g} at β = {best['beta']:.2g}" if best
+                  else f"  {method:6} every β diverged")
     return out
 
 
@@ -60,8 +61,8 @@ def scan_starts():
     for x in np.arange(-4.0, 4.01, 0.5):
         for y in np.arange(-4.0, 4.01, 0.5):
             for eta0 in (1e-4, 1e-3):
-                res = sweep(problems.beale(w0=(x, y)), eta0, {"hd": [10.0 ** k for k in range(-9, 0)],
-                                                               "rtho": [10.0 ** k for k in range(-11, -2)]}, verbose=False)
+                grids = {"hd": [10.0 ** k for k in range(-9, 0)], "rtho": [10.0 ** k for k in range(-11, -2)]}
+                res = sweep(problems.beale(w0=(x, y)), eta0, grids, verbose=False)
                 hd, rtho = res["hd"]["lowest_final"], res["rtho"]["lowest_final"]
                 if hd and rtho and rtho["value"] < 1e-2 and hd["value"] > 0.05:
                     found.append({"w0": [float(x), float(y)], "eta0": eta0, "hd": hd, "rtho": rtho})

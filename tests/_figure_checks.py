@@ -23,7 +23,8 @@ def out_of_view_note(ax):
     texts = [t.get_text() for t in ax.texts if t.get_gid() == "out_of_view_note"]
     legend = ax.get_legend()
     if legend is not None:
-        texts += [t.get_text() for t in legend.get_texts() if t.get_text().split(":")[0] in ("below axis", "above axis")]
+        texts += [t.get_text() for t in legend.get_texts()
+                  if t.get_text().split(":")[0] in ("below axis", "above axis")]
     return "; ".join(texts)
 
 
@@ -57,7 +58,8 @@ def assert_legends_off_data(fig):
     """Every legend's box is outside the data area of every axes (drawn to measure)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    boxes = [ax.get_window_extent(renderer) for ax in fig.axes if ax.get_gid() != "zoom" and ax.get_label() != "<colorbar>"]
+    boxes = [ax.get_window_extent(renderer) for ax in fig.axes
+             if ax.get_gid() != "zoom" and ax.get_label() != "<colorbar>"]
     legends = [leg for ax in fig.axes for leg in [ax.get_legend()] if leg is not None] + list(fig.legends)
     assert legends, "the figure has no legend"
     for leg in legends:

@@ -15,7 +15,8 @@ STEPS, PER_EPOCH = 60, 20
 
 def _result(op, lop):
     t = np.arange(STEPS)
-    alphas = np.full(STEPS, SETUP.alpha0) if lop == "none" else SETUP.alpha0 * (1 + 0.0002 * t if op == "adam" else 1 + t)
+    growth = 1 + 0.0002 * t if op == "adam" else 1 + t
+    alphas = np.full(STEPS, SETUP.alpha0) if lop == "none" else SETUP.alpha0 * growth
     if (op, lop) == ("nesterov", "sgdn"):
         alphas = np.where((t > 20) & (t < 30), 0.0, alphas)          # the clip at 0 (Eq. 5)
     losses = 2.3 * np.exp(-t / (40.0 if lop == "none" else 15.0)) + 0.2

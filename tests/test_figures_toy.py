@@ -7,7 +7,7 @@ from _figure_checks import assert_axes_marks_inside, assert_in_view, assert_lege
 from _toy_records import default_records
 from hgref.experiments.toy import METHODS, best_runs
 from hgref.experiments.toy_figure import MARKS, build_figure
-from hgref.plotting import method_style
+from hgref.plotting import method_style, series
 
 
 @pytest.fixture(scope="module")
@@ -51,21 +51,16 @@ def test_everything_inside_the_axes_and_diverged_marked(figure):
             assert_in_view(ax)
             assert_axes_marks_inside(ax)
         ax_b = row[2]
-        crosses = [s for s in data_lines(ax_b) + [s for s in _marks(ax_b)]]
+        crosses = [s for s in series(ax_b) if s["gid"] == "diverged"]
         n_div = sum(r["result"]["diverged_at"] is not None for r in records.values() if r["config"]["problem"] == name)
-        assert sum(len(s["x"]) for s in crosses if s["gid"] == "diverged") == n_div
-        rows = {float(s["y"][0]) for s in crosses if s["gid"] == "diverged"}
-        assert len(rows) == len({s["label"] for s in crosses if s["gid"] == "diverged"}), "one band per method"
+        assert sum(len(s["x"]) for s in crosses) == n_div
+        assert len({float(s["y"][0]) for s in crosses}) == len({s["label"] for s in crosses}), "one band per method"
+        assert {s["color"] for s in crosses} <= {method_style(m)["color"].lower() for m in METHODS}
         # the minimum (Beale) is inside the trajectory panel; Bukin's valley crosses it
         kind, where, _ = MARKS[name]
         if kind == "point":
             (x0, x1), (y0, y1) = row[0].get_xlim(), row[0].get_ylim()
             assert x0 < where[0] < x1 and y0 < where[1] < y1
-
-
-def _marks(ax):
-    from hgref.plotting import series
-    return [s for s in series(ax) if s["gid"] in ("diverged", "out_of_view")]
 
 
 def test_zero_learning_rate_is_drawn_at_zero(figure):

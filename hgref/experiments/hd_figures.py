@@ -4,8 +4,11 @@
 Curves: one column per model optimizer, rows α_t, training loss (mean over the last epoch
 of minibatches, with the threshold of §4) and validation loss per epoch, at α_0 of the
 setup; one style per lop (:func:`hgref.plotting.method_style`: ``constant`` for lop none,
-``hd``, ``hd-sgdn``, ``hd-adam``) in every panel; a diverged run ends in × at its last
-finite value and says so in the legend. One legend, right of the figure.
+``hd``, ``hd-sgdn``, ``hd-adam``) in every panel, the constant baseline wide and underneath
+so that an HD line on top of it leaves it visible; α_t on a symlog axis when some α_t = 0
+(the clip of MARTHE Eq. 5), plain-decimal ticks on log axes spanning < 3 decades; a
+diverged run ends in × at its last finite value and says so in the legend. One legend,
+right of the figure. Heatmap: log colour scale with plain-decimal ticks, "diverged" cells.
 """
 from __future__ import annotations
 

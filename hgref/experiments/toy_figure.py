@@ -44,7 +44,8 @@ def _width(i, k):
 
 def _label(method, cfg, res):
     beta = f", β = {cfg['beta']:.0e}" if "beta" in cfg else ""
-    return f"{method_style(method)['label']}{beta}: final {res['final_objective']:.4g}, best {res['best_objective']:.4g}"
+    final, best = res["final_objective"], res["best_objective"]
+    return f"{method_style(method)['label']}{beta}: final {final:.4g}, best {best:.4g}"
 
 
 def _draw_paths(ax, chosen, k):
@@ -183,6 +184,7 @@ def _panel_eta(ax, name, chosen, mine):
 
 def _legend(ax, name, chosen, any_diverged):
     from matplotlib.lines import Line2D
+    every = _every(len(chosen[0][2]["etas"]) if chosen else 0)
     handles = []
     for i, (method, cfg, res) in enumerate(chosen):
         st = method_style(method)
@@ -193,7 +195,7 @@ def _legend(ax, name, chosen, any_diverged):
                 Line2D([], [], ls="none", marker="*", ms=12, color="w", mec="k", label=label) if kind == "point"
                 else Line2D([], [], color="k", ls="--", lw=1.0, label=label),
                 Line2D([], [], ls="none", marker="o", color="0.5", ms=5,
-                       label=f"path markers every {_every(len(chosen[0][2]['etas']) if chosen else 0)} steps; large: end"),
+                       label=f"path markers every {every} steps; large: end"),
                 Line2D([], [], color="0.3", ls="-", marker="o", label="β panel: final objective"),
                 Line2D([], [], color="0.3", ls=":", marker="o", mfc="none", label="β panel: best in run"),
                 Line2D([], [], ls="none", marker="o", ms=12, mfc="none", mec="k", label="β panel: selected β")]
@@ -202,7 +204,8 @@ def _legend(ax, name, chosen, any_diverged):
         handles.append(Line2D([], [], color=st["color"], lw=0.8, alpha=0.45,
                               label=f"η panel, thin: {st['label']} at the other β of the grid"))
     if name == "bukin":
-        handles.append(Line2D([], [], color="0.4", ls="--", lw=1, label=f"E panel: floor √(√ε + ε) = {_floor():.4f}"))
+        handles.append(Line2D([], [], color="0.4", ls="--", lw=1,
+                              label=f"E panel: floor √(√ε + ε) = {_floor():.4f}"))
     if any_diverged:
         handles.append(Line2D([], [], ls="none", marker="x", color="0.3", mew=1.6, label="β panel: diverged"))
     setting = ""
@@ -210,7 +213,8 @@ def _legend(ax, name, chosen, any_diverged):
         cfg = chosen[0][1]
         setting = f"start ({cfg['w0'][0]:g}, {cfg['w0'][1]:g}), η_0 = {cfg['eta0']:g}" + (
             f", ε = {cfg['eps']:g}" if "eps" in cfg else "")
-    legend_outside(ax, "right", handles=handles, title=f"{name}: {setting}\nselected β: lowest final E", title_fontsize=8)
+    legend_outside(ax, "right", handles=handles, title=f"{name}: {setting}\nselected β: lowest final E",
+                   title_fontsize=8)
 
 
 def build_figure(records):
