@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import dynamics, rules
 from ..train import run
-from ._figures import mean_sd, pyplot
+from ._figures import mean_sd
+from .hd_figures import hd_figures
 from .runner import RunSpec, format_value, run_table, write_results
 
 __all__ = ["Setup", "DEFAULT", "PAPER", "TINY", "MODELS", "OPS", "LOPS", "configure", "hd_specs", "hd_job",
@@ -178,58 +179,6 @@ def summarize(records, setup: Setup):
                       "n_diverged": sum(x["diverged_at"] is not None for x in runs)}
     heat = {b: {a: mean_sd(v)[0] for a, v in row.items()} for b, row in grid.items()}
     return {"thresholds": {OP_LABELS[o]: THRESHOLD[o] for o in setup.ops}, "table": table, "grid": heat}
-
-
-def hd_figures(records, summary, setup: Setup, out, formats=("png",)):
-    """Curves (α_t, smoothed training loss, validation loss) per model and op; the heatmap."""
-    from ..plotting import color, save
-    plt = pyplot()
-    paths = []
-    seed0 = setup.seeds[0]
-    for model in setup.models:
-        fig, axes = plt.subplots(3, len(setup.ops), figsize=(5 * len(setup.ops), 10), squeeze=False)
-        for j, op in enumerate(setup.ops):
-            for i, lop in enumerate(setup.lops):
-                key = f"seed={seed0}-{model}-{op}-{lop}-alpha0={format_value(setup.alpha0)}"
-                if key not in records:
-                    continue
-                r = records[key]["result"]
-                label = f"{OP_LABELS[op]}_op-{LOP_LABELS[lop]}_lop" if lop != "none" else f"{OP_LABELS[op]} (constant α)"
-                if r["diverged_at"] is not None:
-                    label += f" (diverged at {r['diverged_at']})"
-                axes[0, j].plot(r["alphas"], color=color(i), label=label)
-                axes[1, j].plot(smoothed(r["train_losses"], r["steps_per_epoch"]), color=color(i), label=label)
-                axes[2, j].plot(r["eval_steps"], r["val_losses"], "o-", ms=3, color=color(i), label=label)
-            axes[1, j].axhline(THRESHOLD[op], color="k", ls=":", lw=1, label=f"threshold {THRESHOLD[op]}")
-            axes[0, j].set(title=f"{model}, {OP_LABELS[op]}: learning rate", xlabel="iteration", ylabel="α_t",
-                           yscale="log")
-            axes[1, j].set(title="training loss (mean over last epoch)", xlabel="iteration", ylabel="loss",
-                           yscale="log")
-            axes[2, j].set(title="validation loss", xlabel="iteration", ylabel="loss", yscale="log")
-            for ax in axes[:, j]:
-                ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths += save(fig, Path(out) / f"hd_curves_{model}", formats)
-    if summary["grid"]:
-        betas = sorted(summary["grid"], key=float)
-        alphas = sorted({a for row in summary["grid"].values() for a in row}, key=float)
-        Z = np.array([[summary["grid"][b].get(a, np.nan) for a in alphas] for b in betas], dtype=float)
-        fig, ax = plt.subplots(figsize=(1.1 * len(alphas) + 3, 0.8 * len(betas) + 2))
-        im = ax.imshow(np.log10(Z), cmap="cividis_r", origin="lower", aspect="auto")
-        logz = np.log10(Z)
-        lo, hi = np.nanmin(logz), np.nanmax(logz)
-        for (bi, ai), z in np.ndenumerate(Z):
-            dark = np.isfinite(z) and hi > lo and (np.log10(z) - lo) / (hi - lo) > 0.55
-            ax.text(ai, bi, "diverged" if not np.isfinite(z) else f"{z:.3f}", ha="center", va="center", fontsize=7,
-                    color="#D55E00" if not np.isfinite(z) else "w" if dark else "k")
-        ax.set_xticks(range(len(alphas)), alphas)
-        ax.set_yticks(range(len(betas)), betas)
-        ax.set(xlabel="initial learning rate α_0", ylabel="hyper-learning rate β",
-               title="SGD-HD, logistic regression: final training loss")
-        fig.colorbar(im, ax=ax, label="log10 final training loss")
-        fig.tight_layout()
-        paths += save(fig, Path(out) / "hd_grid", formats)
-    return paths
 
 
 def run_hd(out, setup: Setup = DEFAULT, *, formats=("png",), jobs=1, progress=True):

@@ -24,8 +24,9 @@ import numpy as np
 
 from .. import dynamics, rules
 from ..train import run
-from ._figures import mean_sd, pyplot
+from ._figures import mean_sd
 from .runner import RunSpec, format_value, run_table, write_results
+from .schedules_figure import schedules_figure
 
 __all__ = ["Setup", "DEFAULT", "PAPER", "TINY", "METHODS", "INITS", "configure", "schedule_specs",
            "schedule_job", "summarize", "run_schedules"]
@@ -196,74 +197,6 @@ def summarize(records):
         if current is None or row["val_acc_mean"] > current["val_acc_mean"]:
             families[family] = dict(row, group=group, beta_key=entry["best_beta"])
     return {"groups": summary, "best": families}
-
-
-def _best_key(records, summary, group, seed):
-    entry = summary["groups"].get(group)
-    if entry is None or entry["best_beta"] is None:
-        return None
-    for key, rec in records.items():
-        g, beta = _group(rec["config"])
-        bkey = "none" if beta is None else format_value(beta)
-        if g == group and bkey == entry["best_beta"] and rec["config"]["seed"] == seed:
-            return key
-    return None
-
-
-def schedules_figure(records, summary, path, formats=("png",)):
-    """Fig. 2: LRS-OPT schedules per seed | offline vs online (first seed) | accuracy vs β."""
-    from ..plotting import color, save
-    plt = pyplot()
-    fig, (ax_l, ax_c, ax_r) = plt.subplots(1, 3, figsize=(17, 4.6))
-    lrs = [r for r in records.values() if r["config"]["method"] == "lrs_opt"]
-    for i, rec in enumerate(lrs):
-        ax_l.plot(rec["result"]["etas"], color=color(i), lw=1.3, label=f"seed {rec['config']['seed']}")
-    ax_l.set(xlabel="step t", ylabel="learning rate η_t", title="LRS-OPT schedules")
-    if lrs:
-        ax_l.legend(fontsize=8)
-    else:
-        ax_l.text(0.5, 0.5, "LRS-OPT not run", ha="center", transform=ax_l.transAxes)
-
-    seed0 = min(r["config"]["seed"] for r in records.values())
-    groups = ["constant", "hd", "rtho", summary["best"].get("marthe_mu", {}).get("group"), "marthe", "lrs_opt"]
-    for i, group in enumerate(g for g in groups if g):
-        key = _best_key(records, summary, group, seed0)
-        if key is None:
-            continue
-        cfg = records[key]["config"]
-        label = LABELS[cfg["method"]] + (f" μ={cfg['mu']:g}" if "mu" in cfg else "") + (
-            f" (β={cfg['beta']:.0e})" if "beta" in cfg else "")
-        ax_c.plot(records[key]["result"]["etas"], color=color(i), lw=1.3, label=label)
-    ax_c.set(xlabel="step t", ylabel="learning rate η_t", yscale="log",
-             title=f"offline vs online schedules (seed {seed0})")
-    ax_c.legend(fontsize=7)
-
-    online = [g for g in summary["groups"] if g not in ("constant", "lrs_opt")]
-    for i, group in enumerate(sorted(online)):
-        rows = sorted(summary["groups"][group]["by_beta"].values(), key=lambda r: r["beta"])
-        rows = [r for r in rows if np.isfinite(r["val_acc_mean"])]
-        if not rows:
-            continue
-        b = np.array([r["beta"] for r in rows])
-        m = 100 * np.array([r["val_acc_mean"] for r in rows])
-        s = 100 * np.array([r["val_acc_sd"] for r in rows])
-        name = group.split("=")[0]
-        label = LABELS[name] + (f" μ={group.split('=')[1]}" if "=" in group else "")
-        ax_r.plot(b, m, "o-", color=color(i + 1), label=label)
-        ax_r.fill_between(b, m - s, m + s, color=color(i + 1), alpha=0.15)
-    for group, style in (("constant", ":"), ("lrs_opt", "--")):
-        best = summary["best"].get(group)
-        if best:
-            ax_r.axhline(100 * best["val_acc_mean"], ls=style, color="k",
-                         label=f"{LABELS[group]} ({100 * best['val_acc_mean']:.1f}%)")
-    const = summary["best"].get("constant")
-    if const:  # as the paper, show the range above the constant schedule (lower means fall off the axis)
-        ax_r.set_ylim(100 * const["val_acc_mean"] - 6, 100)
-    ax_r.set(xscale="log", xlabel="hyper-learning rate β", ylabel="validation accuracy (%)",
-             title="mean validation accuracy over seeds (band: ±1 sd)")
-    ax_r.legend(fontsize=7)
-    fig.tight_layout()
-    return save(fig, path, formats)
 
 
 def run_schedules(out, setup: Setup = DEFAULT, *, formats=("png",), jobs=1, progress=True):
