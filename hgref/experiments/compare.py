@@ -169,12 +169,17 @@ def _lrs_reference(config):
                             "note": f"offline reference ({config['source']})"}}
 
 
+_HGREF_KNOBS = {"constant": "η", "hd": "β", "rtho": "β", "marthe": "β step"}
+
+
 def _method_info(method):
     if method in HGREF:
-        return {"base": "hgref", "scalar_sgd": True, "evaluated": "iterate", "note": ""}
+        return {"base": "hgref", "scalar_sgd": True, "evaluated": "iterate", "note": "",
+                "knob": _HGREF_KNOBS[method], "default": None}
     from ..torch.peers import PEERS
     p = PEERS[method]
-    return {"base": p.base, "scalar_sgd": p.scalar_sgd, "evaluated": p.evaluated, "note": p.note}
+    return {"base": p.base, "scalar_sgd": p.scalar_sgd, "evaluated": p.evaluated, "note": p.note,
+            "knob": p.knob, "default": p.default}
 
 
 def compare_job(config, scratch=None):

@@ -139,6 +139,23 @@ TASK_TITLES = {"marthe_mlp": "MARTHE §5: MLP, SGD family",
                "hd_mlp": "HD papers: MLP, Adam family"}
 
 
+def _knob(method, m):
+    """``"d_coef = 2 of {0.5, 1*, 2}"`` (``*``: the authors' default)."""
+    info = m["info"]
+    if method == "lrs_opt" or not info.get("knob"):
+        return "–"
+    default = info.get("default")
+    dkey = None if default is None else format_value(default)
+    grid = ", ".join(v + ("*" if v == dkey else "") for v in m["rows"])
+    return f"{info['knob']} = {m['best']}" + ("" if len(m["rows"]) == 1 else f" of {{{grid}}}")
+
+
+def _f_T(r, rel):
+    if not r.get("oracle_view") or r.get("f_T_mean") is None or not np.isfinite(r["f_T_mean"]):
+        return "–"
+    return f"{r['f_T_mean']:.3f}" + ("" if rel is None else f" ({rel:.3f})")
+
+
 def _title(task, entry):
     return f"{TASK_TITLES.get(task, task)}, T = {entry['steps']}"
 
@@ -149,7 +166,7 @@ def markdown(summary, wall):
     for task, entry in summary["tasks"].items():
         lines += [f"**{_title(task, entry)}**", "",
                   "| method | knob (best of grid) | val. acc. % | val. loss | test acc. % | steps to const. loss "
-                  "| time/step ÷ SGD | f_T / f_T(LRS-OPT) | ‖∇f_T‖ | oracle |",
+                  "| time/step ÷ SGD | oracle f_T (÷ LRS-OPT's) | ‖∇f_T‖ | oracle |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for method, m in entry["methods"].items():
             best = m["best"]
@@ -158,8 +175,7 @@ def markdown(summary, wall):
                 lines.append(f"| {_label(method)} | all {n} grid values diverged or stalled | – | – | – | – | – | – | – | – |")
                 continue
             r = m["rows"][best]
-            grid = ", ".join(m["rows"])
-            knob = "–" if method == "lrs_opt" else best if len(m["rows"]) == 1 else f"{best} of {{{grid}}}"
+            knob = _knob(method, m)
             steps = r["steps_to_baseline"]
             reached = sum(s is not None for s in steps)
             st = f"{r['steps_to_baseline_mean']:.0f} ({reached}/{len(steps)})" if reached else f"never (0/{len(steps)})"
@@ -169,7 +185,7 @@ def markdown(summary, wall):
             lines.append(" | ".join([
                 f"| {_label(method)}", knob, _fmt(r["val_acc_mean"], r["val_acc_sd"], 100, 1),
                 _fmt(r["val_loss_mean"], r["val_loss_sd"]), _fmt(r["test_acc_mean"], r["test_acc_sd"], 100, 1), st,
-                "–" if ratio is None else f"{ratio:.2f}", "–" if rel is None else f"{rel:.3f}",
+                "–" if ratio is None else f"{ratio:.2f}", _f_T(r, rel),
                 "–" if not view else f"{r['grad_norm_mean']:.3g}",
                 "n/a" if not view else view]) + " |")
         lines.append("")
