@@ -161,33 +161,33 @@ def _title(task, entry):
 
 
 def markdown(summary, wall):
-    """The README table: one block per task, the best grid value of each method."""
+    """The README table: one block per task, the best grid value of each method (the oracle's
+    columns only on tasks where the oracle's view applies)."""
     lines = []
     for task, entry in summary["tasks"].items():
-        lines += [f"**{_title(task, entry)}**", "",
-                  "| method | knob (best of grid) | val. acc. % | val. loss | test acc. % | steps to const. loss "
-                  "| time/step ÷ SGD | oracle f_T (÷ LRS-OPT's) | ‖∇f_T‖ | oracle |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        oracle = any(r.get("oracle_view") for m in entry["methods"].values() for r in m["rows"].values())
+        head = ["method", "knob (best of grid)", "val. acc. %", "val. loss", "test acc. %", "steps to const. loss",
+                "time/step ÷ SGD"] + (["oracle f_T (÷ LRS-OPT's)", "‖∇f_T‖", "oracle"] if oracle else [])
+        lines += [f"**{_title(task, entry)}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for method, m in entry["methods"].items():
             best = m["best"]
             if best is None:
-                n = len(m["rows"])
-                lines.append(f"| {_label(method)} | all {n} grid values diverged or stalled | – | – | – | – | – | – | – | – |")
+                cells = [_label(method), f"all {len(m['rows'])} grid values diverged"] + ["–"] * (len(head) - 2)
+                lines.append("| " + " | ".join(cells) + " |")
                 continue
             r = m["rows"][best]
-            knob = _knob(method, m)
             steps = r["steps_to_baseline"]
             reached = sum(s is not None for s in steps)
             st = f"{r['steps_to_baseline_mean']:.0f} ({reached}/{len(steps)})" if reached else f"never (0/{len(steps)})"
             ratio = wall.get("median_ratio", {}).get(task, {}).get(method, {}).get(best)
             view = r.get("oracle_view")
-            rel = r.get("f_T_over_lrs_opt_mean")
-            lines.append(" | ".join([
-                f"| {_label(method)}", knob, _fmt(r["val_acc_mean"], r["val_acc_sd"], 100, 1),
-                _fmt(r["val_loss_mean"], r["val_loss_sd"]), _fmt(r["test_acc_mean"], r["test_acc_sd"], 100, 1), st,
-                "–" if ratio is None else f"{ratio:.2f}", _f_T(r, rel),
-                "–" if not view else f"{r['grad_norm_mean']:.3g}",
-                "n/a" if not view else view]) + " |")
+            cells = [_label(method), _knob(method, m), _fmt(r["val_acc_mean"], r["val_acc_sd"], 100, 1),
+                     _fmt(r["val_loss_mean"], r["val_loss_sd"]), _fmt(r["test_acc_mean"], r["test_acc_sd"], 100, 1),
+                     st, "–" if ratio is None else f"{ratio:.2f}"]
+            if oracle:
+                cells += [_f_T(r, r.get("f_T_over_lrs_opt_mean")),
+                          "–" if not view else f"{r['grad_norm_mean']:.3g}", "n/a" if not view else view]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
