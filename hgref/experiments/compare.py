@@ -231,8 +231,9 @@ def run_compare(out, setup: Setup = DEFAULT, *, formats=("png",), jobs=1, progre
     config = dict(setup._asdict(), schedules=setup.schedules._asdict(), hd=setup.hd._asdict())
     results = write_results(out / "compare.json", "compare", config, records, summary)
     wall = atomic_write_json(out / "compare.wall.json", report.wall_summary(records, walls))
-    table = out / "compare.md"
-    table.write_text(report.markdown(summary, report.wall_summary(records, walls)), encoding="utf-8")
+    table, tmp = out / "compare.md", out / ".compare.md.tmp"
+    tmp.write_text(report.markdown(summary, report.wall_summary(records, walls)), encoding="utf-8")
+    tmp.replace(table)                        # atomic, like the JSON files
     return [results, wall, table, *report.figure(records, summary, out / "compare", formats)]
 
 
