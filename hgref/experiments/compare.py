@@ -38,6 +38,8 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from . import hd as hd_exp
 from . import schedules as sch
 from .runner import RunSpec, format_value, load_record, run_table, write_results
@@ -149,7 +151,6 @@ def _oracle(problem, etas, seed):
     from .. import dynamics
     from .._checks import DivergenceError
     from ..oracle import hypergradient
-    import numpy as np
     try:
         hg = hypergradient(problem, dynamics.sgd(), np.asarray(etas, dtype=float), seed=seed)
     except DivergenceError as exc:
