@@ -161,6 +161,8 @@ def build_parser():
 
     from .testing.cli import add_check_command   # hgref check: see hgref/testing/cli.py
     add_check_command(sub)
+    from .experiments.compare import add_compare_command   # hgref compare: see hgref/experiments/compare.py
+    add_compare_command(sub)
     return parser
 
 

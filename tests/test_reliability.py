@@ -187,7 +187,7 @@ def test_torch_optimizer_bad_input():
 
 #: (id, argv after the command, regex on stderr naming the flag and accepted values)
 CLI_CASES = [
-    ("unknown-command", ["frobnicate"], r"invalid choice: 'frobnicate' \(choose from 'toy', 'schedules', 'hd', 'check'\)"),
+    ("unknown-command", ["frobnicate"], r"invalid choice: 'frobnicate' \(choose from 'toy', 'schedules', 'hd', 'check', 'compare'\)"),
     ("toy-steps-zero", ["toy", "--steps", "0"], r"argument --steps: expected a finite value > 0, got '0'"),
     ("toy-steps-negative", ["toy", "--steps", "-3"], r"argument --steps: expected a finite value > 0"),
     ("toy-formats-unknown", ["toy", "--formats", "jpg"], r"argument --formats: invalid format 'jpg'; accepted values: png, svg, pdf"),
