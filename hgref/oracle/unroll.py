@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import DivergenceError, check_int, check_schedule
+from .._threads import library_call
 from ..linearize import advance, evaluate
 
 __all__ = ["Unrolled", "unroll", "sweep", "final_objective"]
@@ -72,6 +73,7 @@ def final_objective(problem, state, steps):
     return value
 
 
+@library_call
 def unroll(problem, dynamics, schedule, seed=0) -> Unrolled:
     """All states x_0 … x_T of the inner run with learning rates ``schedule`` (Eq. 1).
 
