@@ -25,6 +25,7 @@ from hgref import dynamics as D
 from hgref.linearize import advance, linearize
 from hgref.problems import make_problem
 from hgref.torch import HypergradientOptimizer
+from hgref.torch.fused import MLPClosure
 from hgref.torch.models import MLP
 
 WIDTHS, B = (784, 500, 500, 500, 10), 100
@@ -48,8 +49,10 @@ def make_step(kind, dtype, n_batches=8):
         opt = HypergradientOptimizer(params, 1e-3, rule="rtho", hyper_lr=1e-8)
     elif kind == "marthe":
         opt = HypergradientOptimizer(params, 1e-3, rule="marthe", hyper_lr=1e-8)
-    elif kind == "marthe_train":
+    elif kind in ("marthe_train", "marthe_train_fused"):
         opt = HypergradientOptimizer(params, 1e-3, rule="marthe", hyper_lr=1e-8, objective="train")
+    elif kind == "rtho_train_fused":
+        opt = HypergradientOptimizer(params, 1e-3, rule="rtho", hyper_lr=1e-8, objective="train")
     counter = [0]
 
     def step():
@@ -62,6 +65,8 @@ def make_step(kind, dtype, n_batches=8):
             loss.backward(create_graph=tangent)
             return loss
 
+        if kind.endswith("_fused"):
+            closure = MLPClosure(model, X[k], y[k])
         if isinstance(opt, HypergradientOptimizer) and opt.objective == "validation":
             opt.step(closure, objective_closure=lambda: F.cross_entropy(model(Xv), yv))
         else:

@@ -105,8 +105,9 @@ def grad_and_hvp(params, X, y, vecs, l2=0.0, with_grad=True):
 class MLPClosure:
     """Training-loss closure of an :class:`hgref.torch.models.MLP` on one batch.
 
-    ``closure()`` is the usual closure of the tangent rules (zero the model's gradients,
-    forward, ``backward(create_graph=True)``, return the loss): any optimizer accepts it.
+    ``closure()`` is the usual closure of the tangent rules (forward, ``p.grad`` = ∇L with
+    its graph, as ``backward(create_graph=True)`` gives, return the loss): any optimizer
+    accepts it.
     :class:`hgref.torch.HypergradientOptimizer` with rule RTHO/MARTHE and one param group
     instead calls :meth:`grad_and_hvp`, the fused pass (the gradient for E = L comes from it
     too). The loss is mean cross-entropy + (l2/2)‖w‖² (as :class:`hgref.torch.mnist.TorchMNIST`).
@@ -120,11 +121,13 @@ class MLPClosure:
         self.model, self.X, self.y, self.l2 = model, X.reshape(X.shape[0], -1), y, float(l2)
 
     def __call__(self):
-        self.model.zero_grad(set_to_none=True)
+        params = self.model.flat_parameters()
         loss = F.cross_entropy(self.model(self.X), self.y)
         if self.l2:
-            loss = loss + 0.5 * self.l2 * sum((p * p).sum() for p in self.model.parameters())
-        loss.backward(create_graph=True)
+            loss = loss + 0.5 * self.l2 * sum((p * p).sum() for p in params)
+        # autograd.grad, not backward(create_graph=True): no parameter <-> gradient cycle
+        for p, g in zip(params, torch.autograd.grad(loss, params, create_graph=True)):
+            p.grad = g
         return loss
 
     def grad_and_hvp(self, tangent):
