@@ -15,7 +15,7 @@ from hgref import DivergenceError
 from hgref.problems import mnist_mlp
 from hgref.torch import HypergradientOptimizer, schedule_hypergradient
 from hgref.torch import fused
-from hgref.torch.lrs_opt import _layers, mlp_forward
+from hgref.torch.lrs_opt import _checkpoint_every, _layers, mlp_forward
 from hgref.torch.mnist import mnist_torch
 from hgref.torch.models import MLP
 
@@ -113,7 +113,11 @@ def test_reverse_checkpointed_equals_stored_and_divergence_named(dyn, hp):
     with pytest.raises(DivergenceError) as err:
         schedule_hypergradient(tp, np.full(15, 1e30), "sgd", weight_decay=1.0)
     assert err.value.step >= 1 and "loss" in str(err.value)
+    v, g = schedule_hypergradient(tp, schedule, dyn, seed=2, checkpoint_every=None, **hp)
+    assert torch.equal(v, value) and torch.equal(g, grad)
     with pytest.raises(ValueError, match="checkpoint_every"):
         schedule_hypergradient(tp, schedule, checkpoint_every=0)
+    assert _checkpoint_every("auto", 10, 1, torch.device("cpu")) is None
+    assert _checkpoint_every("auto", 10, 2 ** 62, torch.device("cpu")) == 4     # ⌈√10⌉
     assert [p.shape for p in _layers(tp.model().flat(), (784, 8, 10))] == [
         p.shape for p in tp.model().flat_parameters()]

@@ -26,6 +26,8 @@ sweep), as the NumPy reverse mode. :func:`lrs_opt` runs projected gradient desce
 """
 from __future__ import annotations
 
+import math
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -70,6 +72,22 @@ def _hp(dynamics, hyperparams):
     return hp
 
 
+def _free_bytes(device):
+    """Memory free for the stored sweep: CUDA's free memory, else available physical RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _checkpoint_every(value, T, per_step_bytes, device):
+    """``None`` (store every state), or the segment length k (see schedule_hypergradient)."""
+    if value == "auto":
+        if T * per_step_bytes <= 0.5 * _free_bytes(device):
+            return None
+        return max(1, math.isqrt(T - 1) + 1)       # ⌈√T⌉: memory O(√T) states
+    return None if value is None else check_int("checkpoint_every", value, low=1)
+
+
 def _dot(xs, ys):
     return sum(torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(xs, ys))
 
@@ -99,7 +117,7 @@ class _Sweep:
         return state, kept
 
 
-def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_every=None,
+def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_every="auto",
                            **hyperparams):
     """f_T(η) = E(w_T) and its exact gradient w.r.t. the whole schedule η (MARTHE Eq. 2, 4).
 
@@ -109,7 +127,10 @@ def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_e
       dynamics: ``"sgd"``, ``"heavy_ball"``, ``"nesterov"`` or ``"adam"``.
       seed: fixes the minibatch sequence ``tp.batch(t, seed)``.
       checkpoint_every: keep every k-th state only and recompute segments (memory
-        O(T/k + k) states instead of T states and gradients; ≈ one more forward sweep).
+        O(T/k + k) states instead of T states and gradients; ≈ one more forward sweep);
+        ``None``: store every state; ``"auto"`` (default): store every state if that takes
+        at most half the free memory of ``tp``'s device, else k = ⌈√T⌉. The result is
+        bitwise the same for every k.
       **hyperparams: momentum, b1, b2, eps, eps_root, weight_decay of the dynamics.
 
     Returns:
@@ -129,9 +150,11 @@ def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_e
     if eta_host.ndim != 1 or eta_host.numel() == 0 or not bool(torch.all(eta_host >= 0)):
         raise ValueError(f"schedule must be a non-empty 1-d array of numbers >= 0, got {tuple(eta_host.shape)}")
     T = eta_host.numel()
-    k = T if checkpoint_every is None else check_int("checkpoint_every", checkpoint_every, low=1)
-    eta = eta_host.tolist()
     nb = len(BUFFERS[dynamics])
+    per_step = (2 + nb) * sum(p.numel() for p in w0) * like.element_size()
+    checkpoint_every = _checkpoint_every(checkpoint_every, T, per_step, like.device)
+    k = T if checkpoint_every is None else checkpoint_every
+    eta = eta_host.tolist()
     sweep = _Sweep(tp, eta, dynamics, hp, seed)
     x0 = (w0, tuple([torch.zeros_like(p) for p in w0] for _ in range(nb)))
     losses = torch.empty(T, dtype=like.dtype, device=like.device)
