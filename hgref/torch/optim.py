@@ -17,7 +17,9 @@ Call protocol (``step(closure=None, objective_closure=None)``):
 * ``rtho`` / ``marthe``: A_t Z_t needs the Hessian-vector product ∇²L_t Z_t[w], so ``closure``
   is required and must call ``loss.backward(create_graph=True)`` and return the loss; the
   optimizer differentiates ``p.grad`` once more (double backward) and detaches ``p.grad``
-  afterwards (breaking the parameter↔gradient reference cycle torch warns about).
+  afterwards (breaking the parameter↔gradient reference cycle torch warns about). For an
+  :class:`hgref.torch.models.MLP`, ``closure=hgref.torch.fused.MLPClosure(model, X, y)``
+  gives ∇L and ∇²L Z in one fused pass instead (one param group; equal in float64).
 * ∇E of the validation objective (``objective="validation"``, the default of RTHO/MARTHE):
   pass ``objective_closure`` returning the validation loss at the current weights (no
   ``backward``; put BatchNorm models in ``eval()`` mode inside it), or call
