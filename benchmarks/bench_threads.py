@@ -29,7 +29,7 @@ from hgref.train import run
 
 def collect(quick=False):
     """Ratios (call at a thread setting) / (call at one thread); the payload of threads.json."""
-    repeat = 3 if quick else 5
+    repeat = 7
     problem, dyn = problems.mnist_mlp((32,)), D.sgd()
     calls = {"run_64_steps": lambda: run(problem, dyn, rules.constant(), 0.1, 64, metrics=False),
              "hypergradient_T32": lambda: hypergradient(problem, dyn, np.full(32, 0.1))}

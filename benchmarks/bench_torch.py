@@ -123,7 +123,7 @@ def numpy_steps():
 def collect(quick=False, threads=1):
     """Torch-bridge ratios (float32 vs torch.optim.SGD) and torch/NumPy per step; the payload of torch.json."""
     torch.set_num_threads(threads)
-    repeat, inner = (5, 5) if quick else (15, 10)
+    repeat, inner = (11, 10) if quick else (15, 10)   # cheap: keeps the median stable under load
 
     def loop(fn):
         return lambda: [fn() for _ in range(inner)]
