@@ -19,7 +19,7 @@ tensors and no autograd graph touches a matmul: a step costs one gradient (forwa
 plus one HVP-only pass (≈ 2.1 gradients by FLOP count on 784-500-500-10). Measured against
 plain torch SGD over the same T steps (``python benchmarks/run_all.py --quick``, 2026-12-02,
 1 thread, load average 3–4 on 2 cores; five runs): 3.2–4.0× / 3.2–3.7× / 3.0–4.7× at
-T = 32 / 128 / 512 in float32, 2.8–3.7× in float64 (T = 128), 2.4–3.0× on 784-200-200-10
+T = 32 / 128 / 512 in float32, 2.8–3.7× in float64 (T = 128), 2.35–3.0× on 784-200-200-10
 (T = 128). The spread at T = 512 is memory, not arithmetic: the stored sweep (T·(n + d)
 numbers, 2.65 GB in float32 on 784-500-500-10) is first touched, page by page, during the
 forward sweep, which costs more when the shared machine is short of free memory.
