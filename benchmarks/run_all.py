@@ -11,6 +11,12 @@ Reuses the single benchmarks' functions (:mod:`bench_dynamics`, :mod:`bench_rule
   Forward mode costs T(T−1)/2 tangent products on this problem (state size n ≫ T), so it
   is measured up to T = 128 with ``--quick`` (256 without): larger T are left out, not
   extrapolated.
+* the issue-19 targets, each a ratio within this run: API ``run`` at default threads / one
+  thread (:mod:`bench_threads`), reverse oracle / plain run at T = 512, torch reverse mode /
+  plain torch SGD (:mod:`bench_torch_reverse`), torch MARTHE/RTHO with E = L through the
+  fused closure / torch SGD step and HD / torch SGD step (:mod:`bench_torch`); the summary
+  starts with them against their targets, a miss marked **MISSED**, and the load average
+  (``os.getloadavg``) at the start and the end of the run.
 * LRS-OPT (:func:`hgref.lrsopt.lrs_opt_pgd`) seconds per outer iteration on the §5
   problem, reduced (784-32-10, T = 128) and at paper size (784-500-500-10, T = 512): the
   latter is first timed at T = 16 and extrapolated linearly; if the extrapolation is under
@@ -37,13 +43,15 @@ from common import RESULTS, machine, ratio, write  # noqa: E402
 
 import bench_dynamics  # noqa: E402
 import bench_rules  # noqa: E402
+import bench_threads  # noqa: E402
 from hgref import dynamics as D  # noqa: E402
 from hgref import problems, rules  # noqa: E402
 from hgref.lrsopt import lrs_opt_pgd  # noqa: E402
 from hgref.oracle import hypergradient  # noqa: E402
 from hgref.train import run  # noqa: E402
 
-TARGETS = {"hd": 1.05, "marthe": 3.0, "reverse_oracle": 3.0}
+TARGETS = {"hd": 1.05, "marthe": 3.0, "reverse_oracle": 3.0, "api_threads": 1.25, "torch_reverse": 5.0,
+           "torch_marthe_fused": 2.5, "torch_hd": 1.05}
 
 
 def peak_bytes(fn):
@@ -74,7 +82,7 @@ def oracle_vs_T(quick):
             return hypergradient(problem, dyn, schedule, method="forward")
 
         row = {"T": T, "plain_s": None, "reverse": None, "forward": None}
-        r = ratio(rev, plain, repeat=1 if quick else 3)
+        r = ratio(rev, plain, repeat=7)           # short calls: load spikes need more pairs
         row["plain_s"] = r["denominator_s"]
         row["reverse"] = {"ratio": r["ratio"], "seconds": r["numerator_s"], "peak_bytes": peak_bytes(rev)}
         row["plain_peak_bytes"] = peak_bytes(plain)
@@ -142,11 +150,39 @@ def lrsopt_timing():
     return out
 
 
+def target_rows(res):
+    """(what, measured ratio, target) of the issue-19 targets found in ``res``."""
+    rows = [("API `hgref.run` (64 steps, 784-32-10), default threads / one thread",
+             res["threads"]["ratios"]["run_64_steps/default"]["ratio"], TARGETS["api_threads"])]
+    last = res["oracle_vs_T"]["rows"][-1]
+    rows.append((f"reverse oracle / plain run, 784-32-10, T = {last['T']}", last["reverse"]["ratio"],
+                 TARGETS["reverse_oracle"]))
+    for r in (res.get("torch_reverse") or {}).get("rows", []):
+        rows.append((f"torch reverse mode / plain torch SGD, {r['network']}, {r['dtype']}, T = {r['T']}",
+                     r["ratio"], TARGETS["torch_reverse"]))
+    if res.get("torch"):
+        t = res["torch"]["results"]["float32"]
+        rows += [("torch MARTHE, E = L, fused closure / torch SGD step (784-500×3-10, f32)",
+                  t["marthe_train_fused_vs_torch_sgd"]["ratio"], TARGETS["torch_marthe_fused"]),
+                 ("torch RTHO, E = L, fused closure / torch SGD step", t["rtho_train_fused_vs_torch_sgd"]["ratio"],
+                  TARGETS["torch_marthe_fused"]),
+                 ("torch HD / torch SGD step", t["hd_vs_torch_sgd"]["ratio"], TARGETS["torch_hd"]),
+                 ("control: a second torch SGD model / torch SGD step (A/A: the noise floor)",
+                  t["torch_sgd_vs_torch_sgd"]["ratio"], 1.05)]
+    return rows
+
+
 def summary_table(res, info):
+    load = res.get("load", {})
     lines = [f"Measured {info['date']} on {info['processor']}, {info['cpu_count']} cores "
-             f"({info['platform']}, Python {info['python']}); command: `python benchmarks/{info['command']}`. "
+             f"({info['platform']}, Python {info['python']}); command: `python benchmarks/{info['command']}`; "
+             f"load average (1 min) {load.get('start', ['?'])[0]:.2f} at the start, "
+             f"{load.get('end', ['?'])[0]:.2f} at the end. "
              "Ratios are medians of interleaved repetitions within this one run.", "",
-             "| benchmark | measured | target |", "|---|---|---|"]
+             "| target (issue 19) | measured | target | |", "|---|---|---|---|"]
+    for what, value, target in target_rows(res):
+        lines.append(f"| {what} | {value:.2f}× | ≤ {target}× | {'met' if value <= target else '**MISSED**'} |")
+    lines += ["", "| benchmark | measured | target |", "|---|---|---|"]
 
     def row(name, value, target=""):
         lines.append(f"| {name} | {value} | {target} |")
@@ -184,7 +220,7 @@ def main():
     parser.add_argument("--no-torch", action="store_true", help="skip the torch bridge")
     args = parser.parse_args()
     q, t0 = args.quick, time.perf_counter()
-    res = {"targets": TARGETS}
+    res = {"targets": TARGETS, "load": {"start": os.getloadavg()}}
     steps, repeat = (5, 3) if q else (20, 5)
     res["dynamics"] = {"beale": bench_dynamics.bench(problems.beale(), 200, repeat)}
     for hidden in ((32,), (500, 500, 500)):
@@ -192,6 +228,7 @@ def main():
         res["dynamics"][p.name] = bench_dynamics.bench(p, steps, repeat)
     print("dynamics done", flush=True)
     res["rules"] = bench_rules.collect(quick=q)
+    res["threads"] = bench_threads.collect(quick=q)
     res["oracle_vs_T"] = oracle_vs_T(q)
     plot_oracle(res["oracle_vs_T"], RESULTS / "oracle_cost_vs_T.png")
     res["lrsopt"] = lrsopt_timing()
@@ -202,8 +239,11 @@ def main():
         except ImportError as exc:
             print("torch benchmarks skipped:", exc)
         else:
+            import bench_torch_reverse
             res["torch"] = bench_torch.collect(quick=q)
+            res["torch_reverse"] = bench_torch_reverse.collect(quick=q)
     res["total_seconds"] = time.perf_counter() - t0
+    res["load"]["end"] = os.getloadavg()
     res["env"] = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     write("all", res)
     table = summary_table(res, machine())

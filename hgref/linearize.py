@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 
-__all__ = ["Step", "Tangent", "evaluate", "linearize", "advance", "tangent_update", "adjoint"]
+__all__ = ["Step", "Tangent", "evaluate", "linearize", "advance", "tangent_update", "adjoint", "hvp_only"]
 
 
 class Step(NamedTuple):
@@ -82,10 +82,25 @@ def tangent_update(z, step: Step, tangent: Tangent, eta, mu=1.0, with_b=True):
     return out
 
 
+def hvp_only(problem):
+    """``hvp(w, batch, v) -> ∇²L v`` of ``problem``: its HVP-only pass if ``grad_and_hvp``
+    carries one as attribute ``.hvp`` (the MNIST problems), else ``grad_and_hvp(...)[2]``.
+
+    An attribute of the function, not a field of the problem, so that a problem whose
+    ``grad_and_hvp`` is replaced (``problem._replace``, e.g. MARTHE's clipped surrogate)
+    never keeps a stale fast path.
+    """
+    fast = getattr(problem.grad_and_hvp, "hvp", None)
+    if fast is not None:
+        return fast
+    return lambda w, batch, v: problem.grad_and_hvp(w, batch, v)[2]
+
+
 def adjoint(problem, dynamics, state, batch, eta, lam, grad=None):
     """Reverse-mode step: ``(A_tᵀ λ, λᵀ B_t)`` for a cotangent λ of x_{t+1} (shape (n,)).
 
-    ``grad`` (∇L_t(w_t), e.g. stored by the forward sweep) saves one gradient evaluation.
+    ``grad`` (∇L_t(w_t), e.g. stored by the forward sweep) saves one gradient evaluation,
+    and the Hessian-vector product then comes from :func:`hvp_only` (no second gradient).
     """
     d = state.w.shape[0]
     if grad is None:
@@ -94,6 +109,10 @@ def adjoint(problem, dynamics, state, batch, eta, lam, grad=None):
     cbuffers = tuple(lam[(i + 1) * d:(i + 2) * d] for i in range(k))
     direction, _, wbar, bbar, gbar = dynamics.direction_vjp(
         state.w, tuple(state[1:-1]), grad, state.count, -eta * lam[:d], cbuffers)
-    _, _, hg = problem.grad_and_hvp(state.w, batch, gbar)
-    xbar = np.concatenate((lam[:d] + wbar + hg,) + tuple(bbar))
+    hg = hvp_only(problem)(state.w, batch, gbar)
+    xbar = np.empty_like(lam)
+    np.add(lam[:d], wbar, out=xbar[:d])
+    xbar[:d] += hg
+    for i, b in enumerate(bbar):
+        xbar[(i + 1) * d:(i + 2) * d] = b
     return xbar, -float(lam[:d] @ direction)

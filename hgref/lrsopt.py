@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult, minimize
 
 from ._checks import DivergenceError, check_choice, check_int, check_scalar, check_schedule
+from ._threads import library_call
 from .io import atomic_write_json, read_json
 from .oracle import METHODS, hypergradient
 from .oracle.unroll import final_objective, sweep
@@ -29,6 +30,7 @@ from .oracle.unroll import final_objective, sweep
 __all__ = ["lrs_opt", "lrs_opt_pgd", "outer_seed"]
 
 
+@library_call
 def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="reverse", callback=None,
             options=None):
     """Minimise f_T over η ≥ 0 with L-BFGS-B and the exact hypergradient (MARTHE Eq. 1, §5).
@@ -135,6 +137,7 @@ def _load_state(path, config):
     return state["iteration"], np.array(state["schedule"], dtype=float), list(state["history"])
 
 
+@library_call
 def lrs_opt_pgd(problem, dynamics, schedule0=None, *, steps=None, lr, iterations, seed=0,
                 fresh_batches=True, method="reverse", max_change=None, state_path=None,
                 progress=False, callback=None):

@@ -14,6 +14,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 
 from ._checks import DivergenceError, check_choice, check_int, check_scalar
+from ._threads import library_call
 from .linearize import Step, Tangent, advance, evaluate, linearize
 
 __all__ = ["Observation", "Trajectory", "run"]
@@ -89,6 +90,7 @@ def _finite(x) -> bool:
     return bool(np.all(np.isfinite(x)))
 
 
+@library_call
 def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
         on_divergence="raise", callback: Callable | None = None, progress=False,
         metrics=True):

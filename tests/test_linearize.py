@@ -55,3 +55,26 @@ def test_tangent_and_adjoint_match_autograd_jacobian(name, eta, seed, warm):
     np.testing.assert_allclose(xbar, A.T @ lam, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dEta, lam @ B, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(pack(advance(s, step, eta)), pack(dyn.step(s, eta, step.grad)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["sgd", "heavy_ball", "adam"])
+def test_adjoint_hvp_only_path_equals_generic(name):
+    """MNIST's HVP-only pass in :func:`adjoint` against ``grad_and_hvp(...)[2]``: bitwise
+    equal in float64; a replaced ``grad_and_hvp`` drops the fast path."""
+    from hgref.linearize import hvp_only
+    from hgref.problems.mnist import mnist_mlp
+
+    p = mnist_mlp((16,), seed=1, sizes=(300, 50, 50), l2=1e-3)
+    generic = p._replace(grad_and_hvp=lambda w, b, v: p.grad_and_hvp(w, b, v))
+    assert getattr(generic.grad_and_hvp, "hvp", None) is None
+    rng = np.random.default_rng(0)
+    dyn = ALL[name]()
+    s = dyn.init(p.w0)
+    for t in range(2):
+        s = advance(s, evaluate(p, dyn, s, p.batch(t, 0)), 0.01)
+    b, lam = p.batch(2, 0), rng.standard_normal(pack(s).shape[0])
+    g = p.value_and_grad(s.w, b)[1]
+    fast, slow = adjoint(p, dyn, s, b, 0.01, lam, grad=g), adjoint(generic, dyn, s, b, 0.01, lam, grad=g)
+    assert np.array_equal(fast[0], slow[0]) and fast[1] == slow[1]
+    v = rng.standard_normal(p.dim)
+    assert np.array_equal(hvp_only(generic)(s.w, b, v), hvp_only(p)(s.w, b, v))

@@ -60,6 +60,18 @@ def test_derivatives_match_autograd(problems, arch, l2):
     assert np.array_equal(w, w_copy) and np.array_equal(v, v_copy) and np.array_equal(b[0], X_copy)
 
 
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_hvp_only_pass_equals_grad_and_hvp(problems, arch, l2):
+    """The adjoint's fast path (``grad_and_hvp.hvp``, no weight gradients) is the same
+    arithmetic as the fused pass: bitwise equal in float64."""
+    p = problems(ARCHS[arch], l2=l2, seed=1)
+    for t in (0, 70):
+        b = p.batch(t, 2)
+        w, v = _point(p, t + 1)
+        assert np.array_equal(p.grad_and_hvp.hvp(w, b, v), p.grad_and_hvp(w, b, v)[2])
+
+
 def test_hvp_is_linear_and_symmetric(problems):
     p = problems((32, 16))
     b = p.batch(3, 0)

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import check_choice, check_int, check_scalar, check_schedule
+from .._threads import library_call
 from .modes import DENSE_MAX_STATE, finite_differences, forward, reverse
 from .unroll import Unrolled, unroll
 
@@ -40,6 +41,7 @@ class Hypergradient(NamedTuple):
     method: str         # "forward", "reverse" or "fd"
 
 
+@library_call
 def hypergradient(problem, dynamics, schedule, seed=0, method="reverse", *, checkpoint_every=None,
                   fd_step=1e-6) -> Hypergradient:
     """f_T(η) and the exact hypergradient ∇f_T(η) of a learning-rate schedule (Eq. 2–4).
@@ -84,6 +86,7 @@ def hypergradient(problem, dynamics, schedule, seed=0, method="reverse", *, chec
     return Hypergradient(float(value), grad, method)
 
 
+@library_call
 def prefix_hypergradients(problem, dynamics, schedule, seed=0) -> np.ndarray:
     """All prefix hypergradients J[t, i] = ∂E(w_t)/∂η_i, shape (T+1, T) (forward mode).
 

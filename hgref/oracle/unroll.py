@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import DivergenceError, check_int, check_schedule
+from .._threads import library_call
 from ..linearize import advance, evaluate
 
 __all__ = ["Unrolled", "unroll", "sweep", "final_objective"]
@@ -32,7 +33,7 @@ def _where(problem, dynamics, eta):
 
 
 def sweep(problem, dynamics, schedule, seed, state, start=0, stop=None, *, keep_every=None,
-          keep_grads=False, losses=None):
+          keep_grads=False, losses=None, kept=None):
     """Run steps ``start … stop−1`` from ``state`` (= x_start); return (x_stop, kept).
 
     Args:
@@ -41,12 +42,13 @@ def sweep(problem, dynamics, schedule, seed, state, start=0, stop=None, *, keep_
       keep_every: keep x_t for t − start ≡ 0 (mod keep_every) (``None``: keep nothing).
       keep_grads: also keep ∇L_t(w_t) of every kept state (for the adjoint sweep).
       losses: optional list receiving L_t(w_t).
+      kept: the mapping to fill (default a new dict), e.g. preallocated storage.
 
     Returns:
       ``(x_stop, kept)`` where ``kept`` maps t to ``(x_t, ∇L_t(w_t) or None)``.
     """
     stop = len(schedule) if stop is None else stop
-    kept = {}
+    kept = {} if kept is None else kept
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(start, stop):
             eta = float(schedule[t])
@@ -72,6 +74,7 @@ def final_objective(problem, state, steps):
     return value
 
 
+@library_call
 def unroll(problem, dynamics, schedule, seed=0) -> Unrolled:
     """All states x_0 … x_T of the inner run with learning rates ``schedule`` (Eq. 1).
 

@@ -93,13 +93,15 @@ def _value_and_grad(w, X, y, shapes, l2):
     return loss, g
 
 
-def _grad_and_hvp(w, X, y, v, shapes, l2):
+def _grad_and_hvp(w, X, y, v, shapes, l2, with_grad=True):
     """Forward, R-forward, backward and R-backward passes (Pearlmutter 1994).
 
     Hidden activations and their R-values are stacked as rows ``[a; Ra]`` and the
     backpropagated errors as ``[Rδ; δ]``, so that ``Ra Wᵀ``-type products pair up
     into one matmul of 2B rows: ``[a; Ra] W``, ``[a; Ra]ᵀ [Rδ; δ] = aᵀRδ + Raᵀδ``
-    and ``[Rδ; δ] Wᵀ``.
+    and ``[Rδ; δ] Wᵀ``. ``with_grad=False`` (the reverse-mode adjoint, which has ∇L_t
+    from its forward sweep) skips the weight gradients ``aᵀδ`` — on 784-32-10 one of
+    the four 784-row matmuls — and returns ``(loss, None, h)``.
     """
     B, L = X.shape[0], len(shapes)
     layers, vlayers = _views(w, shapes), _views(v, shapes)
@@ -127,28 +129,32 @@ def _grad_and_hvp(w, X, y, v, shapes, l2):
     d[B:] = p
     d[B + np.arange(B), y] -= 1.0
     d /= B
-    g, h = np.empty_like(w), np.empty_like(w)
-    gl, hl = _views(g, shapes), _views(h, shapes)
-    for l in range(L - 1, 0, -1):
-        (ar, mask), W, V = stacks[l - 1], layers[l][0], vlayers[l][0]
-        (gW, gb), (hW, hb) = gl[l], hl[l]
-        np.matmul(ar.T, d, out=hW)            # aᵀRδ + Raᵀδ
-        np.matmul(ar[:B].T, d[B:], out=gW)
+    h = np.empty_like(w)
+    g = np.empty_like(w) if with_grad else None
+    hl = _views(h, shapes)
+    gl = _views(g, shapes) if with_grad else None
+    for l in range(L - 1, -1, -1):
+        (hW, hb), W = hl[l], layers[l][0]
+        a = stacks[l - 1][0] if l else X
+        if l:
+            np.matmul(a.T, d, out=hW)         # aᵀRδ + Raᵀδ
+        else:
+            np.matmul(X.T, d[:B], out=hW)
         np.sum(d[:B], axis=0, out=hb)
-        np.sum(d[B:], axis=0, out=gb)
-        dn = d @ W.T                          # [Rδ Wᵀ; δ Wᵀ]
-        dn[:B] += d[B:] @ V.T
-        dn.reshape(2, B, -1)[...] *= mask     # ReLU'' = 0: no Rz term
-        d = dn
-    (gW, gb), (hW, hb) = gl[0], hl[0]
-    np.matmul(X.T, d[B:], out=gW)
-    np.matmul(X.T, d[:B], out=hW)
-    np.sum(d[:B], axis=0, out=hb)
-    np.sum(d[B:], axis=0, out=gb)
+        if with_grad:
+            gW, gb = gl[l]
+            np.matmul(a[:B].T, d[B:], out=gW)
+            np.sum(d[B:], axis=0, out=gb)
+        if l:
+            dn = d @ W.T                      # [Rδ Wᵀ; δ Wᵀ]
+            dn[:B] += d[B:] @ vlayers[l][0].T
+            dn.reshape(2, B, -1)[...] *= stacks[l - 1][1]   # ReLU'' = 0: no Rz term
+            d = dn
     if l2:
         loss += 0.5 * l2 * float(w @ w)
-        g += l2 * w
         h += l2 * v
+        if with_grad:
+            g += l2 * w
     return loss, g, h
 
 
@@ -241,6 +247,11 @@ def mnist_mlp(hidden=(32,), *, seed=0, batch_size=100, l2=0.0, init="glorot", da
 
     def grad_and_hvp(w, b, v):
         return _grad_and_hvp(w, b[0], b[1], v, shapes, l2)
+
+    def hvp(w, b, v):
+        return _grad_and_hvp(w, b[0], b[1], v, shapes, l2, with_grad=False)[2]
+
+    grad_and_hvp.hvp = hvp        # HVP-only pass, used by hgref.linearize.adjoint
 
     def objective_grad(w):
         return _value_and_grad(w, Xva, yva, shapes, 0.0)[1]
