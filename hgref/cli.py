@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -200,7 +203,32 @@ def _run_hd(args):
                          progress=not args.quiet)
 
 
+def _on_sigterm(signum, frame):
+    from .experiments.runner import Interrupted
+    raise Interrupted(signum)
+
+
+def _stopped(command, exc):
+    """The one line printed when a signal stops a command, and its exit code (128 + signal)."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    name = signal.Signals(signum).name
+    if getattr(exc, "done", None) is not None:
+        saved = f"{exc.done} of {exc.total} runs finished and saved in {exc.folder}"
+    else:
+        saved = "finished runs are saved"
+    print(f"hgref {command}: stopped by {name}; {saved}; run the same command again to resume",
+          file=sys.stderr)
+    return 128 + signum
+
+
 def main(argv=None):
+    """Run ``hgref`` with ``argv``; return the exit code.
+
+    Exit codes: 0 done; 2 bad input (argparse errors exit 2 too); 130 stopped by SIGINT
+    (Ctrl-C) and 143 stopped by SIGTERM (128 + signal number, the shell convention). A
+    stop takes well under 2 s: queued runs are cancelled, running workers ended, finished
+    runs stay saved, and one line on stderr says how to resume.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     from ._threads import limit_threads
@@ -208,18 +236,20 @@ def main(argv=None):
     saved_data = os.environ.get("HGREF_DATA")
     if args.data_dir is not None:   # seen by worker processes; restored below for in-process callers
         os.environ["HGREF_DATA"] = str(args.data_dir)
+    in_main = threading.current_thread() is threading.main_thread()
+    saved_term = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     limit_threads(1)  # one BLAS thread per process: measured 1.5-4x faster here (see _threads)
     try:
         ensure_dir(args.out / args.command)
         paths = args.func(args)
     except (ValueError, TypeError, OSError) as exc:
-        print(f"hgref {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hgref {args.command}: error: {_cli_message(exc, args)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"hgref {args.command}: interrupted; finished runs are kept, re-run to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _stopped(args.command, exc)
     finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, saved_term)
         if args.data_dir is not None:
             if saved_data is None:
                 os.environ.pop("HGREF_DATA", None)
@@ -228,6 +258,20 @@ def main(argv=None):
     for path in paths:
         print(path)
     return 0
+
+
+_API_HINT = re.compile(r"Fix: set HGREF_DATA to a directory holding mnist/<file>, pass data_dir=, or run "
+                       r"hgref\.data\.download_mnist\((.*?)\) on a machine with internet access\.")
+
+
+def _cli_message(exc, args):
+    """The error text in command-line terms: ``--data-dir`` named, command-line advice."""
+    text = str(exc)
+    if getattr(args, "data_dir", None) is not None:
+        text = text.replace("from HGREF_DATA)", "from --data-dir)")
+    return _API_HINT.sub(lambda m: "Fix: pass --data-dir DIR (or set HGREF_DATA=DIR) with the file in "
+                         "DIR/mnist/, or fetch it on a machine with internet: python -c \"import "
+                         f"hgref.data; hgref.data.download_mnist({m.group(1)})\".", text)
 
 
 if __name__ == "__main__":  # pragma: no cover
