@@ -61,21 +61,23 @@ def _find_mnist():
         try:
             return data.ensure_mnist("test", configured, download=False), f"HGREF_DATA={configured}"
         except (OSError, data.DataError) as exc:
-            return None, f"MNIST test-set files unusable in HGREF_DATA={configured} ({_first_line(exc)}). {how}"
+            return None, f"MNIST test-set files unusable in HGREF_DATA={configured} ({_brief(exc)}). {how}"
     mirrors = os.environ.get("HGREF_MNIST_MIRRORS", "").split() or data.MIRRORS
     cache = data.default_data_dir()[0]
     try:
         folder = data.ensure_mnist("test", cache, mirrors=mirrors, timeout=15.0)
     except (OSError, data.DataError) as exc:
         return None, (f"MNIST test-set files not available: HGREF_DATA is unset, they are not in "
-                      f"{cache} and could not be downloaded ({_first_line(exc)}). {how}")
+                      f"{cache} and could not be downloaded ({_brief(exc)}). {how}")
     os.environ["HGREF_DATA"] = str(folder)
     return folder, f"user cache {folder}"
 
 
-def _first_line(exc):
-    lines = str(exc).splitlines()
-    return (lines[0][:200] + (f" ... {lines[-1].strip()[:200]}" if len(lines) > 1 else "")) if lines else type(exc).__name__
+def _brief(exc):
+    """The first line of an error, and its first detail line (the first mirror's failure)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    text = " ".join(lines[:2])
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def pytest_configure(config):

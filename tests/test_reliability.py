@@ -273,11 +273,10 @@ _HD = ["hd", "--tiny", "--models", "logreg", "--ops", "sgd,adam", "--no-grid", "
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", HGREF_DATA=os.environ.get(
-        "HGREF_DATA", "/work/shared/data"))
+    return dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")   # HGREF_DATA: the root conftest
 
 
-def test_hd_killed_mid_table_resumes_to_identical_json(tmp_path):
+def test_hd_killed_mid_table_resumes_to_identical_json(tmp_path, mnist_data):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run([sys.executable, "-m", "hgref.cli", *_HD, "--out", str(ref)], check=True, env=_env(), cwd=ROOT)
     n_runs = len(list((ref / "hd" / "runs").glob("*.json")))
@@ -309,7 +308,7 @@ for seed in (0, 0, 1):
 """
 
 
-def test_same_seed_is_bitwise_identical_across_processes():
+def test_same_seed_is_bitwise_identical_across_processes(mnist_data):
     outs = [subprocess.run([sys.executable, "-c", _SNIPPET], check=True, env=_env(), cwd=ROOT,
                            capture_output=True, text=True).stdout.split("\n") for _ in range(2)]
     assert outs[0] == outs[1]
