@@ -7,7 +7,7 @@ from hgref.cli import main
 from hgref.experiments.hd import BETA, DEFAULT, PAPER, THRESHOLD, configure, hd_specs, iterations_to_threshold, smoothed
 
 
-def test_hd_tiny_end_to_end(tmp_path):
+def test_hd_tiny_end_to_end(tmp_path, mnist_data):     # mnist_data: skipped offline
     argv = ["hd", "--tiny", "--out", str(tmp_path), "--quiet", "--jobs", "1", "--ops", "sgd,adam",
             "--lops", "none,adam", "--alpha0s", "0.001"]
     assert main(argv) == 0
