@@ -1,6 +1,7 @@
 """Clean stops: SIGINT (Ctrl-C) / SIGTERM stop a real ``hgref`` command within 2 s, queued runs
 cancelled, finished runs saved, one line on how to resume, exit 130 / 143; workers never
 outlive their parent (SIGKILL included). Linux: children are read from /proc."""
+import contextlib
 import json
 import os
 import signal
@@ -49,15 +50,23 @@ def _start(argv, out, min_records=2):
     """Start ``hgref argv`` in its own session; return it once ``min_records`` runs are saved
     and both workers are up."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
-    proc = subprocess.Popen([sys.executable, "-m", "hgref", *argv, "--out", str(out)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A SIGINT ignored here (a test run started with `&` from a script) would be inherited, and
+    # Python then keeps ignoring Ctrl-C, as it should; a handled one is reset to default by exec.
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "hgref", *argv, "--out", str(out)], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, saved)
     runs = out / argv[0] / "runs"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if runs.is_dir() and len(list(runs.glob("*.json"))) >= min_records and len(_children(proc.pid)) >= 2:
             return proc, runs
         time.sleep(0.01)
-    proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
     pytest.fail(f"hgref {argv[0]} ended or stalled before {min_records} runs: {proc.communicate()}")
 
 
@@ -71,7 +80,8 @@ def _stop(proc, sig, group):
     try:
         out, err = proc.communicate(timeout=10)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         pytest.fail(f"not stopped 10 s after {sig!r}")
     return time.monotonic() - start, out, err, kids
 
