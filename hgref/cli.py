@@ -6,12 +6,18 @@ Commands (each writes ``<out>/<command>/``: a results JSON, per-run records unde
 * ``toy`` — MARTHE Fig. 1 on Beale and smoothed Bukin N.6 (the default main job, < 1 min).
 * ``schedules`` — MARTHE §5 / Fig. 2 on MNIST: offline LRS-OPT vs online schedules.
 * ``hd`` — HD with momentum/Adam as learning-rate optimizers and the HD reproducibility report.
+* ``check`` — check a hypergradient optimizer against the exact oracle (:mod:`hgref.testing.cli`).
+
+Help texts are plain text (:func:`_plain` strips the docstrings' reST markup).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -27,10 +33,27 @@ def _formats(text):
     return tuple(dict.fromkeys(fmts))
 
 
-def _choices(valid):
-    """Type for comma-separated lists drawn from ``valid``."""
+_DESCRIPTION = """\
+hgref: reference library for learning-rate hypergradients (exact oracle, HD, RTHO, MARTHE).
+
+Each experiment command writes OUT/<command>/ (default ./results/<command>/): a results
+JSON, one record per run under runs/ (re-running a stopped command resumes it), and
+figures. Ctrl-C or SIGTERM stops a command within 2 s, keeping the finished runs.
+'hgref COMMAND --help' describes a command."""
+
+
+def _plain(doc):
+    """A docstring as plain help text: ``x`` and :role:`x` become x."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc or "")
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
+def _choices(valid, aliases=None):
+    """Type for comma-separated lists drawn from ``valid`` (``aliases``: old spelling -> name)."""
+    aliases = aliases or {}
+
     def parse(text):
-        items = tuple(s.strip() for s in text.split(",") if s.strip())
+        items = tuple(aliases.get(s.strip(), s.strip()) for s in text.split(",") if s.strip())
         bad = [s for s in items if s not in valid]
         if bad or not items:
             raise argparse.ArgumentTypeError(
@@ -73,7 +96,8 @@ _positive_int = _number(0, integer=True)
 _seed = _number(0, strict=False, integer=True)
 
 
-def _common(p, seeds):
+def _common(p, seeds, data=True):
+    """Flags of every experiment command; ``data=False`` (toy): no --data-dir, one --seed only."""
     from .experiments.runner import default_jobs
     p.add_argument("--out", type=Path, default=Path("results"),
                    help="output folder; results go to OUT/<command>/ (default: ./results)")
@@ -81,16 +105,17 @@ def _common(p, seeds):
                    help="figure formats, comma-separated from png,svg,pdf (default: png)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--seeds", type=_seed, nargs="+", metavar="SEED", default=None,
-                       help=f"random seeds (default: {' '.join(map(str, seeds))})" + (
-                       "; the toy problems are deterministic, the seed is recorded only" if seeds == (0,) and
-                       p.prog.endswith("toy") else ""))
-    group.add_argument("--seed", type=_seed, default=None, help="a single random seed (same as --seeds SEED)")
+                       help=f"random seeds (default: {' '.join(map(str, seeds))})" if data else argparse.SUPPRESS)
+    group.add_argument("--seed", type=_seed, default=None, help=(
+        "a single random seed (same as --seeds SEED)" if data else
+        "seed recorded in the results (default: 0; the toy problems are deterministic)"))
     p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
                    help=f"worker processes for the run table (default: {default_jobs()})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder holding mnist/ (default: $HGREF_DATA, else ~/.hgref/data)")
-    p.set_defaults(default_seeds=tuple(seeds))
+    if data:
+        p.add_argument("--data-dir", type=Path, default=None,
+                       help="folder holding mnist/ (default: $HGREF_DATA, else ~/.hgref/data)")
+    p.set_defaults(default_seeds=tuple(seeds), data_dir=None)
 
 
 def build_parser():
@@ -99,15 +124,15 @@ def build_parser():
     from .experiments import schedules as sch
     from .experiments import toy as toy_exp
 
-    parser = argparse.ArgumentParser(prog="hgref", description=__doc__,
+    parser = argparse.ArgumentParser(prog="hgref", description=_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"hgref {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     toy = sub.add_parser("toy", help="MARTHE Fig. 1: HD, RTHO, MARTHE on Beale and Bukin (no data, < 1 min)",
-                         description=toy_exp.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(toy, seeds=(0,))
+                         description=_plain(toy_exp.__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(toy, seeds=(0,), data=False)
     toy.add_argument("--steps", type=_positive_int, default=500, help="steps of gradient descent (default: 500)")
     toy.add_argument("--problems", type=_choices(("beale", "bukin")), default=("beale", "bukin"),
                      help="comma-separated from beale,bukin (default: both)")
@@ -119,7 +144,7 @@ def build_parser():
     toy.set_defaults(func=_run_toy)
 
     s = sub.add_parser("schedules", help="MARTHE §5 / Fig. 2 on MNIST: LRS-OPT vs online schedules",
-                       description=sch.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=_plain(sch.__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(s, seeds=tuple(range(sch.DEFAULT.n_seeds)))
     scale = s.add_mutually_exclusive_group()
     scale.add_argument("--paper-scale", action="store_true",
@@ -132,16 +157,20 @@ def build_parser():
                    help="weight initialisation (default: glorot = Glorot-uniform, zero biases)")
     s.add_argument("--methods", type=_choices(sch.METHODS), default=sch.METHODS,
                    help=f"comma-separated from {','.join(sch.METHODS)} (default: all)")
-    s.add_argument("--betas", type=_positive_float, nargs="+", default=None, help="β grid of the online methods")
+    s.add_argument("--betas", type=_positive_float, nargs="+", default=None,
+                   help=f"β grid of the online methods (default: {_scaled(sch, 'betas')})")
     s.add_argument("--mus", type=_unit, nargs="+", default=None,
-                   help="fixed μ grid of MARTHE")
-    s.add_argument("--lrs-opt-iterations", type=_positive_int, default=None, help="outer iterations of LRS-OPT")
-    s.add_argument("--lrs-opt-lr", type=_positive_float, default=None, help="step size of LRS-OPT's PGD")
-    s.add_argument("--lrs-opt-seeds", type=_positive_int, default=None, help="number of seeds for LRS-OPT")
+                   help=f"fixed μ grid of MARTHE (default: {_scaled(sch, 'mus')})")
+    s.add_argument("--lrs-opt-iterations", type=_positive_int, default=None,
+                   help=f"outer iterations of LRS-OPT (default: {_scaled(sch, 'lrs_opt_iterations')})")
+    s.add_argument("--lrs-opt-lr", type=_positive_float, default=None,
+                   help=f"step size of LRS-OPT's PGD (default: {_scaled(sch, 'lrs_opt_lr')})")
+    s.add_argument("--lrs-opt-seeds", type=_positive_int, default=None,
+                   help=f"number of seeds for LRS-OPT (default: {_scaled(sch, 'lrs_opt_seeds')})")
     s.set_defaults(func=_run_schedules)
 
     h = sub.add_parser("hd", help="HD with momentum/Adam lr-optimizers; HD reproducibility report (MNIST)",
-                       description=hd_exp.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=_plain(hd_exp.__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(h, seeds=(0,))
     hscale = h.add_mutually_exclusive_group()
     hscale.add_argument("--paper-scale", action="store_true",
@@ -149,8 +178,9 @@ def build_parser():
     hscale.add_argument("--tiny", action="store_true", help="a seconds-long configuration for tests")
     h.add_argument("--models", type=_choices(hd_exp.MODELS), default=hd_exp.MODELS,
                    help=f"comma-separated from {','.join(hd_exp.MODELS)} (default: both)")
-    h.add_argument("--ops", type=_choices(hd_exp.OPS), default=hd_exp.OPS,
-                   help=f"model optimizers, comma-separated from {','.join(hd_exp.OPS)} (default: all)")
+    h.add_argument("--ops", type=_choices(hd_exp.OPS, hd_exp.OP_ALIASES), default=hd_exp.OPS,
+                   help=f"model optimizers, comma-separated from {','.join(hd_exp.OPS)} (sgdn: Nesterov "
+                        "momentum 0.9; 'nesterov' is accepted too; default: all)")
     h.add_argument("--lops", type=_choices(hd_exp.LOPS), default=hd_exp.LOPS,
                    help=f"learning-rate optimizers, comma-separated from {','.join(hd_exp.LOPS)} (default: all)")
     h.add_argument("--epochs", type=_positive_int, default=None, help="epochs per run (both models)")
@@ -163,7 +193,19 @@ def build_parser():
     add_check_command(sub)
     from .experiments.compare import add_compare_command   # hgref compare: see hgref/experiments/compare.py
     add_compare_command(sub)
+    for command in sub.choices.values():          # every command's help as plain text
+        command.description = _plain(command.description)
     return parser
+
+
+def _scaled(module, field):
+    """Default of a setup field, naming --tiny / --paper-scale where they differ."""
+    def text(v):
+        return " ".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}"
+    base = text(getattr(module.DEFAULT, field))
+    other = [f"{flag} {text(getattr(setup, field))}" for flag, setup in
+             (("--tiny", module.TINY), ("--paper-scale", module.PAPER)) if getattr(setup, field) != getattr(module.DEFAULT, field)]
+    return base + (f"; {', '.join(other)}" if other else "")
 
 
 def _seeds(args):
@@ -202,7 +244,32 @@ def _run_hd(args):
                          progress=not args.quiet)
 
 
+def _on_sigterm(signum, frame):
+    from .experiments.runner import Interrupted
+    raise Interrupted(signum)
+
+
+def _stopped(command, exc):
+    """The one line printed when a signal stops a command, and its exit code (128 + signal)."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    name = signal.Signals(signum).name
+    if getattr(exc, "done", None) is not None:
+        saved = f"{exc.done} of {exc.total} runs finished and saved in {exc.folder}"
+    else:
+        saved = "finished runs are saved"
+    print(f"hgref {command}: stopped by {name}; {saved}; run the same command again to resume",
+          file=sys.stderr)
+    return 128 + signum
+
+
 def main(argv=None):
+    """Run ``hgref`` with ``argv``; return the exit code.
+
+    Exit codes: 0 done; 2 bad input (argparse errors exit 2 too); 130 stopped by SIGINT
+    (Ctrl-C) and 143 stopped by SIGTERM (128 + signal number, the shell convention). A
+    stop takes well under 2 s: queued runs are cancelled, running workers ended, finished
+    runs stay saved, and one line on stderr says how to resume.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     from ._threads import limit_threads
@@ -210,18 +277,25 @@ def main(argv=None):
     saved_data = os.environ.get("HGREF_DATA")
     if args.data_dir is not None:   # seen by worker processes; restored below for in-process callers
         os.environ["HGREF_DATA"] = str(args.data_dir)
+    in_main = threading.current_thread() is threading.main_thread()
+    saved_term = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     limit_threads(1)  # one BLAS thread per process: measured 1.5-4x faster here (see _threads)
     try:
         ensure_dir(args.out / args.command)
         paths = args.func(args)
     except (ValueError, TypeError, OSError) as exc:
-        print(f"hgref {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hgref {args.command}: error: {_cli_message(exc, args)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"hgref {args.command}: interrupted; finished runs are kept, re-run to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        code = _stopped(args.command, exc)
+        if argv is None:    # the command itself (not a caller in Python): leave at once. Records
+            sys.stdout.flush()    # are on disk; interpreter teardown (matplotlib, autograd) took
+            sys.stderr.flush()    # 1-2 s under load, 6 s at load 7, past the 2 s promise
+            os._exit(code)
+        return code
     finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, saved_term)
         if args.data_dir is not None:
             if saved_data is None:
                 os.environ.pop("HGREF_DATA", None)
@@ -230,6 +304,20 @@ def main(argv=None):
     for path in paths:
         print(path)
     return 0
+
+
+_API_HINT = re.compile(r"Fix: set HGREF_DATA to a directory holding mnist/<file>, pass data_dir=, or run "
+                       r"hgref\.data\.download_mnist\((.*?)\) on a machine with internet access\.")
+
+
+def _cli_message(exc, args):
+    """The error text in command-line terms: ``--data-dir`` named, command-line advice."""
+    text = str(exc)
+    if getattr(args, "data_dir", None) is not None:
+        text = text.replace("from HGREF_DATA)", "from --data-dir)")
+    return _API_HINT.sub(lambda m: "Fix: pass --data-dir DIR (or set HGREF_DATA=DIR) with the file in "
+                         "DIR/mnist/, or fetch it on a machine with internet: python -c \"import "
+                         f"hgref.data; hgref.data.download_mnist({m.group(1)})\".", text)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,8 +20,8 @@ import numpy as np
 
 from ._checks import check_choice, check_int
 
-__all__ = ["DataError", "MIRRORS", "MNIST_FILES", "default_data_dir", "download_mnist",
-           "load_mnist", "parse_idx", "split_indices"]
+__all__ = ["DataError", "MissingDataError", "MIRRORS", "MNIST_FILES", "default_data_dir",
+           "download_mnist", "ensure_mnist", "load_mnist", "parse_idx", "split_indices"]
 
 #: split -> (images file, labels file)
 MNIST_FILES = {
@@ -46,6 +46,10 @@ _CHUNK = 1 << 20
 
 class DataError(ValueError):
     """A data file is corrupt, malformed, or could not be obtained."""
+
+
+class MissingDataError(FileNotFoundError):
+    """An MNIST file is not in the data directory (the message says where it was sought)."""
 
 
 def default_data_dir(data_dir=None):
@@ -78,7 +82,7 @@ def _locate(directory, origin, fname):
         if path.is_file():
             return path.resolve()
     where = " or ".join(str(p.parent) for p in candidates)
-    raise FileNotFoundError(
+    raise MissingDataError(
         f"MNIST file {fname!r} (md5 {MNIST_MD5[fname]}) not found in {where} "
         f"(data directory {str(directory)!r} from {origin}). {_fix_hint(directory)}")
 
@@ -151,7 +155,8 @@ def load_mnist(split="test", data_dir=None):
       copy them before modifying.
 
     Raises:
-      FileNotFoundError: a file is missing (the message says where it was sought).
+      MissingDataError: a file is missing (a FileNotFoundError; the message says where it
+        was sought and how to provide it).
       DataError: a file's md5 or IDX header is wrong.
     """
     check_choice("split", split, _SPLITS)
@@ -183,6 +188,16 @@ def _fetch(url, target, expected, timeout):
             os.unlink(tmp)
 
 
+def _make_dirs(folder):
+    """Create ``folder`` and missing parents; return the folders created, outermost first."""
+    created, path = [], folder
+    while not path.exists():
+        created.append(path)
+        path = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return created[::-1]
+
+
 def download_mnist(data_dir=None, splits=_SPLITS, mirrors=MIRRORS, *, timeout=60.0):
     """Download the published MNIST files into ``<data_dir>/mnist/``.
 
@@ -190,7 +205,8 @@ def download_mnist(data_dir=None, splits=_SPLITS, mirrors=MIRRORS, *, timeout=60
     is written to a temporary file in the same folder and moved into place
     atomically. Files already there with the right md5 are skipped; a file there
     with a wrong md5 is never overwritten (an error says so). If ``data_dir`` is
-    itself named ``mnist`` the files go straight into it.
+    itself named ``mnist`` the files go straight into it. On failure, the folders
+    this call created are removed again if they are still empty.
 
     Args:
       data_dir: default ``$HGREF_DATA``, else ``~/.hgref/data``.
@@ -209,7 +225,19 @@ def download_mnist(data_dir=None, splits=_SPLITS, mirrors=MIRRORS, *, timeout=60
         raise ValueError("mirrors must list at least one base URL, got none")
     directory, _ = default_data_dir(data_dir)
     folder = _target_dir(directory)
-    folder.mkdir(parents=True, exist_ok=True)
+    created = _make_dirs(folder)
+    try:
+        return _download_files(folder, splits, mirrors, timeout)
+    except BaseException:
+        for path in reversed(created):      # innermost first; a non-empty folder stays
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _download_files(folder, splits, mirrors, timeout):
     done = {}
     for fname in (f for s in splits for f in MNIST_FILES[s]):
         target, expected = folder / fname, MNIST_MD5[fname]
@@ -231,6 +259,40 @@ def download_mnist(data_dir=None, splits=_SPLITS, mirrors=MIRRORS, *, timeout=60
                             + f"\nCopy the file (md5 {expected}) there by hand, or pass mirrors=.")
         done[fname] = target
     return done
+
+
+def ensure_mnist(split="test", data_dir=None, *, download=True, mirrors=MIRRORS, timeout=60.0):
+    """The data directory holding the verified files of ``split``; downloads them if missing.
+
+    Files present (in ``<dir>/mnist/`` or ``<dir>/``) are md5-checked and used; missing
+    ones are fetched by :func:`download_mnist` into ``<dir>/mnist/`` (``download=True``).
+    The test suite calls this once per session with the user cache ``~/.hgref/data``
+    when no folder is configured (see the root ``conftest.py``).
+
+    Args:
+      split: ``"test"`` or ``"train"``.
+      data_dir: default ``$HGREF_DATA``, else ``~/.hgref/data``.
+      download: fetch missing files (else raise :class:`MissingDataError`).
+      mirrors, timeout: as in :func:`download_mnist`.
+
+    Returns:
+      the data directory (a :class:`pathlib.Path`, usable as ``data_dir`` or ``HGREF_DATA``).
+
+    Raises:
+      MissingDataError: a file is missing and ``download`` is False.
+      DataError: a file present is corrupt, or every mirror failed.
+    """
+    check_choice("split", split, _SPLITS)
+    directory, origin = default_data_dir(data_dir)
+    try:
+        for fname in MNIST_FILES[split]:
+            _verify(_locate(directory, origin, fname))
+        return directory
+    except MissingDataError:
+        if not download:
+            raise
+    download_mnist(directory, splits=(split,), mirrors=mirrors, timeout=timeout)
+    return directory
 
 
 def split_indices(n, sizes=(7000, 700, 2300), seed=0):

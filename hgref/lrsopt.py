@@ -81,7 +81,9 @@ def lrs_opt(problem, dynamics, schedule0, *, seed=0, maxiter=100, method="revers
             cache.clear()
             try:
                 hg = hypergradient(problem, dynamics, np.maximum(u * scale, 0.0), seed, method)
-                cache[key] = (hg.value, hg.grad * scale)
+                with np.errstate(over="ignore", invalid="ignore"):   # too large: a diverged point
+                    cache[key] = (hg.value, hg.grad * scale) if np.all(np.isfinite(hg.grad * scale)) else (
+                        np.inf, np.zeros_like(u))
             except DivergenceError:
                 cache[key] = (np.inf, np.zeros_like(u))
             if cache[key][0] < best["value"]:
@@ -203,10 +205,16 @@ def lrs_opt_pgd(problem, dynamics, schedule0=None, *, steps=None, lr, iterations
                        f"(non-finite {exc.what}); returning the schedule of iteration {max(k - 1, 0)}")
             break
         last_good, grad = schedule, hg.grad
-        delta = lr * hg.grad
-        if max_change is not None:
-            delta = np.clip(delta, -max_change, max_change)
-        schedule = np.maximum(schedule - delta, 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = lr * hg.grad
+            if max_change is not None:
+                delta = np.clip(delta, -max_change, max_change)
+            schedule = np.maximum(schedule - delta, 0.0)
+        if not np.all(np.isfinite(schedule)):
+            status, schedule = 2, last_good
+            history.append(hg.value)
+            message = f"outer iteration {k}: lr * hypergradient is not finite; returning the schedule of iteration {k}"
+            break
         history.append(hg.value)
         k += 1
         if state_path is not None:

@@ -138,9 +138,10 @@ def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
     for t in iterator:
         if eval_every and t % eval_every == 0:
             eval_steps.append(t)
-            objectives.append(float(problem.objective(state.w)))
+            with _quiet():
+                objectives.append(float(problem.objective(state.w)))
         obs = Observation(t, state, problem.batch(t, seed), problem, dynamics, prev_direction)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with _quiet():
             eta, new_rstate, info = rule.update(rstate, obs)
             step = obs.step()
         eta = float(eta)
@@ -150,7 +151,8 @@ def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
         elif not math.isfinite(eta) or eta < 0:
             bad = "eta"
         if bad is None:
-            new_state = advance(state, step, eta)
+            with _quiet():
+                new_state = advance(state, step, eta)
             if not _finite(new_state.w):
                 bad = "weights"
         if bad is not None:
@@ -166,7 +168,8 @@ def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
             break
 
     if diverged_at is None:
-        objective = float(problem.objective(state.w))
+        with _quiet():
+            objective = float(problem.objective(state.w))
         if not math.isfinite(objective):
             diverged_at = len(etas)
             if on_divergence == "raise":
@@ -183,5 +186,16 @@ def run(problem, dynamics, rule, eta0, steps, seed=0, *, eval_every=None,
         objective=objective, eval_steps=np.array(eval_steps, dtype=int),
         objectives=np.array(objectives, dtype=float), state=state, rule_state=rstate,
         diagnostics=diagnostics, diverged_at=diverged_at,
-        metrics=problem.metrics(state.w) if metrics and diverged_at is None else {},
+        metrics=_metrics(problem, state.w) if metrics and diverged_at is None else {},
     )
+
+
+def _quiet():
+    """Overflow and invalid values are not warnings here: every value computed under it is
+    checked (loss, η, weights, objective) and a non-finite one is reported as divergence."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def _metrics(problem, w):
+    with _quiet():
+        return problem.metrics(w)

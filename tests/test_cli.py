@@ -31,7 +31,7 @@ def test_help_lists_every_command(capsys):
     (["schedules", "--init", "zeros"], "--init", "glorot"),
     (["schedules", "--methods", "sgdr"], "--methods", "constant, hd, rtho, marthe_mu, marthe, lrs_opt"),
     (["schedules", "--betas", "-1"], "--betas", "> 0"),
-    (["hd", "--ops", "rmsprop"], "--ops", "sgd, nesterov, adam"),
+    (["hd", "--ops", "rmsprop"], "--ops", "sgd, sgdn, adam"),
     (["hd", "--lops", "momentum"], "--lops", "none, sgd, sgdn, adam"),
     (["hd", "--seeds", "x"], "--seeds", "integer"),
     (["hd", "--jobs", "0"], "--jobs", "> 0"),

@@ -1,27 +1,29 @@
-"""MNIST loader, downloader (through file:// mirrors only) and index splits."""
+"""MNIST loader, downloader (through file:// mirrors only), index splits, and the suite's data source."""
 import gzip
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hgref import data
-from hgref.data import (MNIST_FILES, MNIST_MD5, DataError, download_mnist, load_mnist, parse_idx,
-                        split_indices)
+from hgref.data import (MNIST_FILES, MNIST_MD5, DataError, MissingDataError, download_mnist, ensure_mnist,
+                        load_mnist, parse_idx, split_indices)
 
 TEST_FILES = MNIST_FILES["test"]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def shared():
-    """The shared data directory (holding mnist/), from HGREF_DATA."""
-    path = Path(os.environ["HGREF_DATA"])
-    assert (path / "mnist" / TEST_FILES[0]).is_file(), f"no MNIST test files under {path}/mnist"
-    return path
+def shared(mnist_data):
+    """The data directory holding mnist/ (root conftest: HGREF_DATA, ../shared/data or the cache)."""
+    assert (mnist_data / "mnist" / TEST_FILES[0]).is_file(), f"no MNIST test files under {mnist_data}/mnist"
+    return mnist_data
 
 
 def _md5(path):
@@ -74,8 +76,9 @@ def test_unknown_split_names_accepted_values(shared):
 
 def test_missing_directory_names_file_and_fix(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(MissingDataError) as err:
         load_mnist("test", missing)
+    assert isinstance(err.value, FileNotFoundError)
     msg = str(err.value)
     for part in (TEST_FILES[0], str(missing), MNIST_MD5[TEST_FILES[0]], "HGREF_DATA", "data_dir=",
                  "download_mnist"):
@@ -184,7 +187,7 @@ def test_download_rejects_bad_checksum_and_leaves_nothing(mirror, tmp_path):
         download_mnist(dest, splits=("test",), mirrors=[_uri(mirror)])
     msg = str(err.value)
     assert TEST_FILES[0] in msg and MNIST_MD5[TEST_FILES[0]] in msg and _md5(mirror / TEST_FILES[0]) in msg
-    assert os.listdir(dest / "mnist") == []
+    assert not dest.exists()                 # the folders it created are removed again
 
 
 def test_download_falls_back_to_next_mirror(shared, mirror, tmp_path):
@@ -201,7 +204,32 @@ def test_download_all_mirrors_fail(tmp_path):
     with pytest.raises(DataError) as err:
         download_mnist(tmp_path / "dest", splits=("test",), mirrors=urls)
     assert all(u + TEST_FILES[0] in str(err.value) for u in urls)
-    assert os.listdir(tmp_path / "dest" / "mnist") == []
+    assert not (tmp_path / "dest").exists()
+
+
+def test_failed_download_keeps_folders_it_did_not_create(tmp_path):
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "full" / "mnist").mkdir(parents=True)
+    (tmp_path / "full" / "mnist" / "notes.txt").write_text("mine")
+    for dest in (tmp_path / "dest", tmp_path / "full"):
+        with pytest.raises(DataError):
+            download_mnist(dest, splits="test", mirrors=_uri(tmp_path / "absent"))
+    assert sorted(os.listdir(tmp_path)) == ["dest", "full"] and os.listdir(tmp_path / "dest") == []
+    assert os.listdir(tmp_path / "full" / "mnist") == ["notes.txt"]
+
+
+def test_ensure_mnist_uses_present_files_and_downloads_missing_ones(shared, mirror, tmp_path):
+    dead = _uri(tmp_path / "absent")
+    assert ensure_mnist("test", shared, mirrors=dead) == shared          # present: no download
+    with pytest.raises(MissingDataError, match="HGREF_DATA"):
+        ensure_mnist("test", tmp_path / "cache", download=False)
+    assert not (tmp_path / "cache").exists()
+    assert ensure_mnist("test", tmp_path / "cache", mirrors=[dead, _uri(mirror)]) == tmp_path / "cache"
+    assert sorted(os.listdir(tmp_path / "cache" / "mnist")) == sorted(TEST_FILES)
+    assert load_mnist("test", tmp_path / "cache")[0].shape == (10000, 784)
+    with pytest.raises(DataError, match="every mirror failed"):
+        ensure_mnist("train", tmp_path / "cache", mirrors=dead)
+    assert sorted(os.listdir(tmp_path / "cache" / "mnist")) == sorted(TEST_FILES)
 
 
 def test_download_never_overwrites_a_bad_user_file(shared, mirror, tmp_path):
@@ -249,3 +277,60 @@ def test_split_indices_errors():
         split_indices(100, (60, 0))
     with pytest.raises(TypeError, match="seed"):
         split_indices(100, (10,), seed=0.5)
+
+
+# --------------------------------------------------------------------------- the suite's data source
+
+_INNER = '''
+from hgref import problems
+
+def test_needs_mnist():
+    assert problems.mnist_logreg(sizes=(100, 10, 10)).dim == 7850
+
+def test_subprocess_needs_mnist(mnist_data):
+    assert (mnist_data / "mnist").is_dir()
+
+def test_needs_nothing():
+    assert problems.beale().dim == 2
+'''
+
+
+def _inner_suite(tmp_path, **env):
+    """Run a three-test suite under the repository's root conftest, as a new user would."""
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    shutil.copyfile(ROOT / "conftest.py", project / "conftest.py")
+    (project / "test_inner.py").write_text(_INNER)
+    base = {k: v for k, v in os.environ.items() if k not in ("HGREF_DATA", "HGREF_MNIST_MIRRORS")}
+    base.update(PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", **env)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           "test_inner.py"], cwd=project, env=base, capture_output=True, text=True)
+
+
+def test_suite_uses_a_configured_folder_and_never_downloads(shared, tmp_path):
+    res = _inner_suite(tmp_path, HGREF_DATA=str(shared), HGREF_MNIST_MIRRORS=_uri(tmp_path / "absent"))
+    assert res.returncode == 0 and "3 passed" in res.stdout, res.stdout + res.stderr
+    assert not (tmp_path / "home" / ".hgref").exists()
+
+
+def test_suite_downloads_once_into_the_user_cache(mirror, tmp_path):
+    res = _inner_suite(tmp_path, HGREF_MNIST_MIRRORS=f"{_uri(tmp_path / 'absent')} {_uri(mirror)}")
+    assert res.returncode == 0 and "3 passed" in res.stdout, res.stdout + res.stderr
+    cache = tmp_path / "home" / ".hgref" / "data" / "mnist"
+    assert sorted(os.listdir(cache)) == sorted(TEST_FILES)
+    stamps = [os.stat(cache / f).st_mtime_ns for f in TEST_FILES]
+    res = _inner_suite(tmp_path, HGREF_MNIST_MIRRORS=_uri(tmp_path / "absent"))   # offline now: cached
+    assert res.returncode == 0 and "3 passed" in res.stdout, res.stdout + res.stderr
+    assert [os.stat(cache / f).st_mtime_ns for f in TEST_FILES] == stamps
+
+
+def test_suite_offline_skips_mnist_tests_with_one_reason(tmp_path):
+    res = _inner_suite(tmp_path, HGREF_MNIST_MIRRORS=_uri(tmp_path / "absent"))
+    out = res.stdout
+    assert res.returncode == 0 and "1 passed, 2 skipped" in out, out + res.stderr
+    skips = [line for line in out.splitlines() if line.startswith("SKIPPED")]
+    assert len(skips) == 1 and skips[0].startswith("SKIPPED [2] conftest.py:"), out
+    for part in ("could not be downloaded", "HGREF_DATA=DIR", "ensure_mnist", TEST_FILES[0]):
+        assert part in skips[0]
+    assert "Traceback" not in out and "KeyError" not in out and "PYTHONPATH" not in out
+    assert not (tmp_path / "home" / ".hgref").exists()     # no empty cache folder left behind

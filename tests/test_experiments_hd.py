@@ -7,7 +7,7 @@ from hgref.cli import main
 from hgref.experiments.hd import BETA, DEFAULT, PAPER, THRESHOLD, configure, hd_specs, iterations_to_threshold, smoothed
 
 
-def test_hd_tiny_end_to_end(tmp_path):
+def test_hd_tiny_end_to_end(tmp_path, mnist_data):     # mnist_data: skipped offline
     argv = ["hd", "--tiny", "--out", str(tmp_path), "--quiet", "--jobs", "1", "--ops", "sgd,adam",
             "--lops", "none,adam", "--alpha0s", "0.001"]
     assert main(argv) == 0
@@ -36,8 +36,8 @@ def test_iterations_to_threshold_uses_full_windows():
 
 
 def test_paper_settings():
-    assert BETA == {"sgd": 1e-3, "nesterov": 1e-3, "adam": 1e-7}
-    assert THRESHOLD == {"sgd": 0.75, "nesterov": 0.3, "adam": 0.2}
+    assert BETA == {"sgd": 1e-3, "sgdn": 1e-3, "adam": 1e-7}
+    assert THRESHOLD == {"sgd": 0.75, "sgdn": 0.3, "adam": 0.2}
     assert PAPER.alpha0s == (1e-2, 5e-3, 1e-3, 5e-4, 1e-4) and PAPER.alpha0 == 1e-3
     assert PAPER.epochs == {"logreg": 20, "mlp": 100} and PAPER.mlp_hidden == (1000, 1000)
     specs = hd_specs(configure(DEFAULT, models=("logreg",), ops=("sgd",), lops=("sgd",), alpha0s=(1e-3,)))

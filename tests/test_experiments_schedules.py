@@ -8,7 +8,7 @@ from hgref.cli import main
 from hgref.experiments.schedules import DEFAULT, PAPER, TINY, configure, schedule_specs
 
 
-def test_schedules_tiny_end_to_end(tmp_path):
+def test_schedules_tiny_end_to_end(tmp_path, mnist_data):     # mnist_data: skipped offline
     assert main(["schedules", "--tiny", "--out", str(tmp_path), "--quiet", "--jobs", "1"]) == 0
     folder = tmp_path / "schedules"
     data = json.loads((folder / "schedules.json").read_text())

@@ -203,7 +203,7 @@ CLI_CASES = [
     ("schedules-hidden-zero", ["schedules", "--tiny", "--hidden", "0"], r"argument --hidden: expected a finite value > 0"),
     ("schedules-tiny-and-paper", ["schedules", "--tiny", "--paper-scale"], r"not allowed with argument"),
     ("schedules-missing-data", ["schedules", "--tiny", "--data-dir", "{tmp}/nodata"],
-     r"t10k-images-idx3-ubyte.gz.*not found in .*nodata.*Fix: set HGREF_DATA"),
+     r"t10k-images-idx3-ubyte.gz.*not found in .*nodata.*from --data-dir\).*Fix: pass --data-dir DIR"),
     ("schedules-corrupt-data", ["schedules", "--tiny", "--data-dir", "{tmp}/corrupt"], r"is corrupt or not the published file"),
     ("hd-lops-unknown", ["hd", "--tiny", "--lops", "rmsprop"], r"argument --lops: invalid value 'rmsprop'; accepted values.*none, sgd, sgdn, adam"),
     ("hd-epochs-zero", ["hd", "--tiny", "--epochs", "0"], r"argument --epochs: expected a finite value > 0"),
@@ -273,11 +273,10 @@ _HD = ["hd", "--tiny", "--models", "logreg", "--ops", "sgd,adam", "--no-grid", "
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", HGREF_DATA=os.environ.get(
-        "HGREF_DATA", "/work/shared/data"))
+    return dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")   # HGREF_DATA: the root conftest
 
 
-def test_hd_killed_mid_table_resumes_to_identical_json(tmp_path):
+def test_hd_killed_mid_table_resumes_to_identical_json(tmp_path, mnist_data):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run([sys.executable, "-m", "hgref.cli", *_HD, "--out", str(ref)], check=True, env=_env(), cwd=ROOT)
     n_runs = len(list((ref / "hd" / "runs").glob("*.json")))
@@ -309,7 +308,7 @@ for seed in (0, 0, 1):
 """
 
 
-def test_same_seed_is_bitwise_identical_across_processes():
+def test_same_seed_is_bitwise_identical_across_processes(mnist_data):
     outs = [subprocess.run([sys.executable, "-c", _SNIPPET], check=True, env=_env(), cwd=ROOT,
                            capture_output=True, text=True).stdout.split("\n") for _ in range(2)]
     assert outs[0] == outs[1]
@@ -317,3 +316,124 @@ def test_same_seed_is_bitwise_identical_across_processes():
     assert len(lines) == 6
     assert lines[0] == lines[2] and lines[1] == lines[3]                     # seed 0 twice in one process
     assert lines[4][2] != lines[0][2] and lines[5][2] != lines[1][2]         # seed 1 differs
+
+
+# --- frictions a new user met (issue 15): each fixed, each checked ----------------------------
+
+def _help(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_is_plain_text_and_lists_every_command(capsys):
+    out = _help([], capsys)
+    for command in ("toy", "schedules", "hd", "check"):
+        assert f"\n    {command}" in out
+    for argv in ([], ["toy"], ["schedules"], ["hd"], ["check"]):
+        text = _help(argv, capsys)
+        assert "``" not in text and ":func:" not in text and ":mod:" not in text, argv
+
+
+def test_toy_offers_only_the_flags_it_uses(capsys):
+    out = _help(["toy"], capsys)
+    assert "--data-dir" not in out and "--seeds" not in out and "--seed SEED" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["toy", "--data-dir", "x"])
+    assert exc.value.code == 2 and "unrecognized arguments: --data-dir" in capsys.readouterr().err
+
+
+def test_schedules_help_shows_every_default_and_every_init_is_accepted(capsys):
+    from hgref.experiments import schedules as sch
+    from hgref.problems import mnist
+    options = " ".join(_help(["schedules"], capsys).split("options:")[1].split()).split(" --")
+    for flag in ("betas", "mus", "lrs-opt-iterations", "lrs-opt-lr", "lrs-opt-seeds"):
+        assert any(o.startswith(flag + " ") and "(default: " in o for o in options), flag
+    assert set(sch.INITS) <= set(mnist._INITS)              # what --init offers, mnist_mlp takes
+    for init in sch.INITS:
+        assert build_parser_args(["schedules", "--init", init]).init == init
+
+
+def build_parser_args(argv):
+    from hgref.cli import build_parser
+    return build_parser().parse_args(argv)
+
+
+def test_hd_op_vocabulary_is_one(capsys):
+    from hgref.experiments import hd as hd_exp
+    assert hd_exp.OPS == ("sgd", "sgdn", "adam") and "sgdn" in hd_exp.LOPS
+    assert set(hd_exp.OP_LABELS) == set(hd_exp.BETA) == set(hd_exp.THRESHOLD) == set(hd_exp.OPS)
+    assert hd_exp.OP_LABELS["sgdn"] == "SGDN" and hd_exp.LOP_LABELS["sgdn"] == "SGDN"
+    assert build_parser_args(["hd", "--ops", "nesterov,sgd"]).ops == ("sgdn", "sgd")   # old spelling
+    assert "`sgdn`" in (ROOT / "README.md").read_text()
+
+
+def test_data_dir_errors_speak_command_line(tmp_path, capsys):
+    assert main(["schedules", "--tiny", "--quiet", "--data-dir", str(tmp_path / "nodata"),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "from --data-dir)" in err and "pass --data-dir DIR" in err
+    assert "from HGREF_DATA" not in err and "data_dir=" not in err
+
+
+def test_mnist_problem_checks_arguments_before_loading(tmp_path):
+    nowhere = tmp_path / "no-data"          # would raise MissingDataError if it were loaded
+    for kwargs, match in [(dict(batch_size=0), r"batch_size must be an integer >= 1"),
+                          (dict(batch_size=200, sizes=(100, 10, 10)), r"batch_size must be <= the training size 100"),
+                          (dict(sizes=(100, 0, 10)), r"sizes\[1\] must be an integer >= 1")]:
+        with pytest.raises(ValueError, match=match):
+            P.mnist_mlp(data_dir=nowhere, **kwargs)
+
+
+def test_toy_command_prints_no_warning_under_w_error(tmp_path):
+    # Beale's HD/RTHO β grids reach diverging runs: reported in the results, never warned
+    res = subprocess.run([sys.executable, "-W", "error", "-m", "hgref", "toy", "--problems", "beale",
+                          "--methods", "hd,rtho", "--quiet", "--out", str(tmp_path)], env=_env(), cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    data = json.loads((tmp_path / "toy" / "toy.json").read_text())
+    assert any(r["result"].get("diverged_at") is not None for r in data["runs"])
+
+
+_TORCH_NO_WARNING = """
+import torch, warnings
+from torch.optim.lr_scheduler import ExponentialLR, LambdaLR
+from hgref.torch import HypergradientOptimizer, RTHO, SGDHD
+w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+opt = RTHO([w], lr=0.1, hyper_lr=1e-3, objective="train")
+def closure():
+    opt.zero_grad()
+    loss = (w ** 4).sum()
+    loss.backward(create_graph=True)
+    return loss
+for _ in range(3):
+    loss = opt.step(closure)
+    assert float(loss) > 0 and not loss.requires_grad and not w.grad.requires_grad
+h = opt.lr_history("hypergradient")
+assert torch.equal(h, opt.lr_history(0, "hypergradient")) and h[1] != 0
+try:
+    HypergradientOptimizer([w], lr=0.1, rule="hd")
+    raise SystemExit("hd without hyper_lr accepted")
+except ValueError as exc:
+    assert "hyper_lr" in str(exc)
+HypergradientOptimizer([w], lr=0.1, rule="hd", hyper_lr=0.0)     # explicit 0: allowed
+for make, warns in ((lambda o: ExponentialLR(o, 0.99), False), (lambda o: LambdaLR(o, lambda k: 0.99 ** k), True)):
+    v = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    opt = SGDHD([v], lr=0.1, hyper_lr=1e-2)
+    sched = make(opt)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(4):
+            opt.zero_grad(); (v ** 2).sum().backward(); opt.step(); sched.step()
+    assert bool(seen) == warns and all("never adapts" in str(m.message) for m in seen), seen
+    if not warns:   # chainable: the learned η is scaled, so HD still moves it
+        assert opt.param_groups[0]["lr"] != 0.1 * 0.99 ** 4
+print("ok")
+"""
+
+
+def test_torch_bridge_frictions_in_a_fresh_process():
+    pytest.importorskip("torch")
+    res = subprocess.run([sys.executable, "-W", "error", "-c", _TORCH_NO_WARNING], env=_env(), cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout == "ok\n" and res.stderr == "", res.stderr

@@ -268,7 +268,7 @@ def test_torch_driver_detects_wrong_dynamics_and_missing_estimate():
 
 
 # ----------------------------------------------------------------------------- CLI
-def test_cli_check(tmp_path, monkeypatch, capsys):
+def test_cli_check(tmp_path, monkeypatch, capsys, mnist_data):     # mnist_data: skipped offline
     from hgref.cli import main
 
     (tmp_path / "my_hypergradients.py").write_text(textwrap.dedent("""

@@ -1,6 +1,7 @@
 """HD with momentum/Adam as learning-rate optimizers (seed paper) and the HD reproducibility report.
 
-Model optimizer ``op`` ∈ {sgd, nesterov, adam} (:mod:`hgref.dynamics`) × learning-rate
+Model optimizer ``op`` ∈ {sgd, sgdn, adam} (SGDN: :func:`hgref.dynamics.nesterov`; the
+CLI also accepts the old spelling ``nesterov``) × learning-rate
 optimizer ``lop`` ∈ {none, sgd, sgdn, adam} (:func:`hgref.rules.hd`; ``none`` = constant
 α), on logistic regression and a ReLU MLP on MNIST (7000 training / 700 validation images
 from the test-set files), minibatches of 128, objective of the hypergradient = training
@@ -33,14 +34,16 @@ __all__ = ["Setup", "DEFAULT", "PAPER", "TINY", "MODELS", "OPS", "LOPS", "config
            "iterations_to_threshold", "summarize", "run_hd"]
 
 MODELS = ("logreg", "mlp")
-OPS = ("sgd", "nesterov", "adam")
+OPS = ("sgd", "sgdn", "adam")
+OP_ALIASES = {"nesterov": "sgdn"}          # old spelling, accepted by the CLI
+OP_DYNAMICS = {"sgd": "sgd", "sgdn": "nesterov", "adam": "adam"}
 LOPS = ("none", "sgd", "sgdn", "adam")
-OP_LABELS = {"sgd": "SGD", "nesterov": "SGDN", "adam": "Adam"}
+OP_LABELS = {"sgd": "SGD", "sgdn": "SGDN", "adam": "Adam"}
 LOP_LABELS = {"none": "constant α", "sgd": "SGD", "sgdn": "SGDN", "adam": "Adam"}
 #: β per model optimizer (seed paper §3; reproducibility report §2.2).
-BETA = {"sgd": 1e-3, "nesterov": 1e-3, "adam": 1e-7}
+BETA = {"sgd": 1e-3, "sgdn": 1e-3, "adam": 1e-7}
 #: Loss thresholds per model optimizer (seed paper §4).
-THRESHOLD = {"sgd": 0.75, "nesterov": 0.3, "adam": 0.2}
+THRESHOLD = {"sgd": 0.75, "sgdn": 0.3, "adam": 0.2}
 
 
 class Setup(NamedTuple):
@@ -119,7 +122,7 @@ def _problem(config):
 def hd_job(config, scratch=None):
     """One run: the minibatch losses, α_t, validation losses once per epoch, final metrics."""
     problem = _problem(config)
-    dyn = dynamics.get_dynamics(config["op"])
+    dyn = dynamics.get_dynamics(OP_DYNAMICS[config["op"]])
     rule = rules.constant() if config["lop"] == "none" else rules.hd(config["beta"], lop=config["lop"])
     per_epoch = math.ceil(config["sizes"][0] / config["batch_size"])
     tr = run(problem, dyn, rule, config["alpha0"], config["steps"], seed=config["seed"],

@@ -8,6 +8,12 @@ the hgref version and the result; wall-clock time lives in a separate ``timing``
 that :func:`write_results` leaves out, so the results file of a resumed command is
 byte-identical to the one of an uninterrupted command.
 
+SIGINT (Ctrl-C) or an :class:`Interrupted` raised by a signal handler (the CLI turns
+SIGTERM into one) stops a table at once: queued runs are cancelled, running workers are
+ended (their runs are lost), finished runs stay saved, and :class:`Interrupted` (a
+``KeyboardInterrupt``) is raised with the counts. Workers never outlive the parent
+(:mod:`hgref.experiments._pool`).
+
 >>> import tempfile
 >>> out = tempfile.mkdtemp()
 >>> recs = run_table(out, [RunSpec("a", {"x": 2})], square_job, progress=False)
@@ -20,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -27,10 +34,23 @@ from typing import Callable, NamedTuple
 
 from .. import __version__
 from ..io import atomic_write_json, ensure_dir, read_json, to_jsonable
-from .._threads import limit_threads
+from . import _pool
 
-__all__ = ["RunSpec", "run_table", "write_results", "load_record", "normalize", "default_jobs",
-           "square_job", "format_value"]
+__all__ = ["RunSpec", "Interrupted", "run_table", "write_results", "load_record", "normalize",
+           "default_jobs", "square_job", "sleep_job", "format_value"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run table stopped by a signal; its finished runs are saved under ``folder``.
+
+    Attributes: ``signum`` (``signal.SIGINT`` or ``signal.SIGTERM``), ``done`` and ``total``
+    (runs finished and saved / runs in the table; None when raised by a signal handler),
+    ``folder`` (the ``runs/`` folder).
+    """
+
+    def __init__(self, signum=signal.SIGINT, done=None, total=None, folder=None):
+        super().__init__(signum, done, total, folder)
+        self.signum, self.done, self.total, self.folder = int(signum), done, total, folder
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 
@@ -67,6 +87,12 @@ def default_jobs() -> int:
 def square_job(config, scratch=None):
     """A trivial job (for examples and tests): ``{"y": x²}``."""
     return {"y": config["x"] ** 2}
+
+
+def sleep_job(config, scratch=None):
+    """A job that sleeps ``config["seconds"]`` (for tests of interruption): ``{"slept": s}``."""
+    time.sleep(config["seconds"])
+    return {"slept": config["seconds"]}
 
 
 def _record_path(out, key):
@@ -155,15 +181,30 @@ def run_table(out, specs, job: Callable, *, jobs=1, progress=True, desc="runs", 
             for spec in todo:
                 finish(spec, *_timed(job, spec.config, _scratch_path(out, spec.key)))
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), initializer=limit_threads,
-                                     initargs=(1,)) as pool:
-                futures = {pool.submit(_timed, job, spec.config, _scratch_path(out, spec.key)): spec for spec in todo}
-                for future in as_completed(futures):
-                    finish(futures[future], *future.result())
+            _run_pool(out, todo, job, min(jobs, len(todo)), finish)
+    except KeyboardInterrupt as exc:
+        done = sum(r is not None for r in records.values())
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT), done, len(specs),
+                          Path(out) / "runs") from None
     finally:
         if bar is not None:
             bar.close()
     return {spec.key: records[spec.key] for spec in specs}
+
+
+def _run_pool(out, todo, job, workers, finish):
+    """Run ``todo`` on ``workers`` processes; on any exception or signal stop them at once."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_pool.init_worker,
+                               initargs=(1, os.getpid()))
+    try:
+        futures = {pool.submit(_timed, job, spec.config, _scratch_path(out, spec.key)): spec for spec in todo}
+        for future in as_completed(futures):
+            finish(futures[future], *future.result())
+    except BaseException:
+        with _pool.signals_ignored():       # a second Ctrl-C must not break the cleanup
+            _pool.stop(pool)
+        raise
+    pool.shutdown()
 
 
 def write_results(path, experiment, config, records, summary=None):

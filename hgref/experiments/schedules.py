@@ -34,7 +34,7 @@ __all__ = ["Setup", "DEFAULT", "PAPER", "TINY", "METHODS", "INITS", "configure",
 METHODS = ("constant", "hd", "rtho", "marthe_mu", "marthe", "lrs_opt")
 LABELS = {"constant": "constant", "hd": "HD", "rtho": "RTHO", "marthe_mu": "MARTHE fixed μ",
           "marthe": "MARTHE (adaptive μ, β)", "lrs_opt": "LRS-OPT"}
-INITS = ("glorot", "he", "normal")
+INITS = ("glorot", "he")          # of hgref.problems.mnist_mlp ("zeros" suits logistic regression only)
 
 
 class Setup(NamedTuple):

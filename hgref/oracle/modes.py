@@ -81,7 +81,10 @@ def forward(problem, dynamics, schedule, seed, *, prefix=False):
             if prefix and t + 1 < T:
                 J[t + 1, :t + 1] = Z[:t + 1, :d] @ problem.objective_grad(state.w)
     value = final_objective(problem, state, T)
-    grad = Z[:, :d] @ problem.objective_grad(state.w)
+    with np.errstate(over="ignore", invalid="ignore"):
+        grad = Z[:, :d] @ problem.objective_grad(state.w)
+    if not np.all(np.isfinite(grad)):
+        raise DivergenceError(T, "hypergradient", _where(problem, dynamics, float(schedule[-1])))
     if prefix:
         J[T] = grad
         return value, J
@@ -141,9 +144,9 @@ def reverse(problem, dynamics, schedule, seed, *, checkpoint_every=None):
         final, kept = sweep(problem, dynamics, schedule, seed, x0, keep_every=k)
     value = final_objective(problem, final, T)
     lam = np.zeros(n)
-    lam[:d] = problem.objective_grad(final.w)
     grad = np.empty(T)
     with np.errstate(over="ignore", invalid="ignore"):
+        lam[:d] = problem.objective_grad(final.w)
         for start in reversed(range(0, T, k)):
             stop = min(start + k, T)
             if checkpoint_every is None:
@@ -176,7 +179,7 @@ def finite_differences(problem, dynamics, schedule, seed, *, fd_step=1e-6):
     value = f(schedule)
     grad = np.empty(T)
     eta = np.array(schedule, dtype=float)
-    for i in range(T):
+    for i in range(T):      # every f() is finite (sweep and final_objective raise otherwise)
         h = fd_step * max(1.0, eta[i])
         up, down = eta[i] + h, eta[i] - h
         eta[i] = up

@@ -211,13 +211,14 @@ def mnist_mlp(hidden=(32,), *, seed=0, batch_size=100, l2=0.0, init="glorot", da
     sizes = tuple(sizes)
     if len(sizes) != 3:
         raise ValueError(f"sizes must be (train, validation, test) sizes, got {sizes}")
+    sizes = tuple(check_int(f"sizes[{i}]", n, low=1) for i, n in enumerate(sizes))
+    batch_size = check_int("batch_size", batch_size, low=1)   # every argument checked before loading
+    if batch_size > sizes[0]:
+        raise ValueError(f"batch_size must be <= the training size {sizes[0]}, got {batch_size}")
     images, labels = load_mnist(split, data_dir)
     idx = split_indices(images.shape[0], sizes, split_seed)
     (Xtr, ytr), (Xva, yva), (Xte, yte) = ((images[i], labels[i]) for i in idx)
     n_train = Xtr.shape[0]
-    batch_size = check_int("batch_size", batch_size, low=1)
-    if batch_size > n_train:
-        raise ValueError(f"batch_size must be <= the training size {n_train}, got {batch_size}")
     steps_per_epoch = n_train // batch_size
     widths = (images.shape[1],) + hidden + (10,)
     shapes = tuple(zip(widths[:-1], widths[1:]))

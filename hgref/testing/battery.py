@@ -33,6 +33,7 @@ import numpy as np
 from .. import dynamics as _dynamics
 from .._checks import check_int
 from .._threads import single_threaded
+from ..data import MissingDataError
 from .exact import compare, exact_hypergradients
 from .report import CaseResult, Report, compared_result
 
@@ -266,6 +267,8 @@ def _check_rule_case(make_rule, case, mu, key, rtol, atol, data_dir) -> CaseResu
     except Unsupported as exc:
         return CaseResult(case.name, "unsupported", float("nan"), None, str(exc), None,
                           case.description)
+    except MissingDataError:  # the battery's MNIST files are absent: no fault of the rule
+        raise
     except Exception as exc:  # noqa: BLE001 - the report names what the rule raised
         return CaseResult(case.name, "error", float("nan"), None, f"{type(exc).__name__}: {exc}",
                           None, case.description)

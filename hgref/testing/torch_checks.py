@@ -34,6 +34,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
+from ..data import MissingDataError
 from ..linearize import advance, evaluate
 from .._threads import single_threaded
 from .battery import BATTERY, Unsupported, compare_case
@@ -219,6 +220,8 @@ def _check_case(torch, optimizer, case, rtol, atol, data_dir) -> CaseResult:
     except Unsupported as exc:
         return CaseResult(case.name, "unsupported", float("nan"), None, str(exc), None,
                           case.description)
+    except MissingDataError:  # the battery's MNIST files are absent: no fault of the optimizer
+        raise
     except Exception as exc:  # noqa: BLE001 - the report names what the optimizer raised
         return CaseResult(case.name, "error", float("nan"), None, f"{type(exc).__name__}: {exc}",
                           None, case.description)

@@ -39,6 +39,10 @@ non-finite η or loss. That is one device→host copy per step (a few µs on CUD
 CPU). ``sync_lr=False`` removes it: ``group["lr"]`` and the divergence check are then
 refreshed only by :meth:`sync`, :meth:`state_dict` and :meth:`lr_history`. A value written
 into ``group["lr"]`` from outside (a scheduler, a warm-up) is adopted as η at the next step.
+With an online rule, a chainable scheduler (ExponentialLR, StepLR, MultiplicativeLR, ...)
+scales the learned η; one that recomputes lr from its initial value (LambdaLR, CyclicLR,
+OneCycleLR, CosineAnnealingWarmRestarts) overwrites it every step, so the rule would never
+adapt η: the first such write warns.
 
 Several param groups: each has its own η and its own tangent Z^g over the *whole* state
 (changing η_g moves every parameter through the Hessian), so RTHO/MARTHE cost one HVP per
@@ -46,7 +50,9 @@ group; with one group (the paper's setting) that is one HVP per step.
 """
 from __future__ import annotations
 
+import gc
 import math
+import warnings
 
 import torch
 from torch.optim import Optimizer
@@ -136,6 +142,8 @@ class HypergradientOptimizer(Optimizer):
       weight_decay: λ, added to the gradient (``g ← g + λ w``, torch convention).
       hyper_lr: β, the hypergradient step size (HD, RTHO, MARTHE with fixed β); for MARTHE
         with ``adapt_beta`` it is the step size of the β update and β_0 = ``beta0``.
+        Required for ``rule="hd"`` (``0`` keeps η fixed, e.g. to check the estimate);
+        default 0 for the other rules.
       lop, lop_momentum, lop_betas, lop_eps: HD's learning-rate optimizer (``"sgd"``,
         ``"sgdn"`` — HD-momentum paper Alg. 1 —, ``"adam"`` — Alg. 2) and its constants.
       mu: MARTHE's discount μ, a number in [0, 1] or ``"adaptive"`` (Appendix A).
@@ -155,7 +163,7 @@ class HypergradientOptimizer(Optimizer):
     """
 
     def __init__(self, params, lr, dynamics="sgd", rule="hd", *, momentum=0.9, betas=(0.9, 0.999),
-                 eps=1e-8, eps_root=0.0, weight_decay=0.0, hyper_lr=0.0, lop="sgd",
+                 eps=1e-8, eps_root=0.0, weight_decay=0.0, hyper_lr=None, lop="sgd",
                  lop_momentum=0.9, lop_betas=(0.9, 0.999), lop_eps=1e-8, mu="adaptive",
                  adapt_beta=True, beta0=0.0, objective=None, process_group=None, sync_lr=True):
         self.dynamics = _check_choice("dynamics", dynamics, tuple(BUFFERS))
@@ -167,10 +175,14 @@ class HypergradientOptimizer(Optimizer):
         self.process_group = process_group
         self.sync_lr = bool(sync_lr)
         defaults = dict(lr=lr, momentum=momentum, betas=tuple(betas), eps=eps, eps_root=eps_root,
-                        weight_decay=weight_decay, hyper_lr=hyper_lr, lop_momentum=lop_momentum,
-                        lop_betas=tuple(lop_betas), lop_eps=lop_eps, mu=mu, adapt_beta=adapt_beta,
-                        beta0=beta0)
+                        weight_decay=weight_decay, hyper_lr=0.0 if hyper_lr is None else hyper_lr,
+                        lop_momentum=lop_momentum, lop_betas=tuple(lop_betas), lop_eps=lop_eps, mu=mu,
+                        adapt_beta=adapt_beta, beta0=beta0)
         _check_group(defaults)
+        if hyper_lr is None and rule == "hd":   # HD with β = 0 would silently never adapt η
+            raise ValueError("Invalid hyper_lr: None; rule 'hd' needs hyper_lr=β, the hypergradient "
+                             "step size (> 0 adapts η; 0 keeps η fixed)")
+        self._scheduler_checked = rule == "constant"
         self._gstate = []
         self._objective_grad = None
         super().__init__(params, defaults)
@@ -205,7 +217,16 @@ class HypergradientOptimizer(Optimizer):
         st["n"] = n + 1
 
     def lr_history(self, group=0, key="lr"):
-        """η_t (or ``"hypergradient"`` Δη_t, ``"mu"``, ``"beta"``) used at each step, a CPU tensor."""
+        """η_t (or ``"hypergradient"`` Δη_t, ``"mu"``, ``"beta"``) used at each step, a CPU tensor.
+
+        ``lr_history("hypergradient")`` is ``lr_history(0, "hypergradient")`` (group 0).
+        """
+        if isinstance(group, str):
+            if key != "lr":
+                raise TypeError(f"lr_history: give the key once, got {group!r} and key={key!r}")
+            group, key = 0, group
+        if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < len(self._gstate):
+            raise ValueError(f"Invalid group: {group!r}; accepted values: 0 .. {len(self._gstate) - 1}")
         st = self._gstate[group]
         if key not in st["history"]:
             raise ValueError(f"Invalid key: {key!r}; accepted values: {', '.join(map(repr, st['history']))}")
@@ -313,8 +334,15 @@ class HypergradientOptimizer(Optimizer):
             loss, fused_hvps = closure.grad_and_hvp(
                 lambda p: self.state[p]["z"][0, 0] if self.state[p] else torch.zeros_like(p))
         elif closure is not None:
-            with torch.enable_grad():
+            with torch.enable_grad(), warnings.catch_warnings():
+                # the protocol's backward(create_graph=True) links each parameter to its
+                # gradient; step() breaks that cycle (p.grad is detached below), so torch's
+                # reference-cycle warning does not apply to closures stepped here.
+                warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph=True",
+                                        category=UserWarning)
                 loss = closure()
+        if torch.is_tensor(loss):
+            loss = loss.detach()                 # the caller's float(loss) needs no graph
         groups = self.param_groups
         members = [[p for p in g["params"] if p.grad is not None] for g in groups]
         params = [p for m in members for p in m]
@@ -328,6 +356,7 @@ class HypergradientOptimizer(Optimizer):
         for group, st in zip(groups, self._gstate):   # adopt η written from outside
             if group["lr"] != st["lr_written"]:
                 _check_real("lr", group["lr"], label="learning rate")
+                self._check_scheduler()
                 st["eta"] = torch.full_like(st["eta"], float(group["lr"]))
                 st["lr_written"] = group["lr"]
 
@@ -432,6 +461,24 @@ class HypergradientOptimizer(Optimizer):
             st["count"] += 1
             self._record(st, rec)
         return loss
+
+    def _check_scheduler(self):
+        """Warn once if a torch scheduler that recomputes lr from its initial value drives this
+        optimizer: it overwrites the learned η at every step, so the rule never adapts it."""
+        if self._scheduler_checked:
+            return
+        self._scheduler_checked = True
+        from torch.optim import lr_scheduler as ls
+        resetting = (ls.LambdaLR, ls.CyclicLR, ls.OneCycleLR, ls.CosineAnnealingWarmRestarts)
+        found = [r for r in gc.get_referrers(self) if isinstance(r, resetting) and r.optimizer is self]
+        found += [o for d in gc.get_referrers(self) if isinstance(d, dict) for o in gc.get_referrers(d)
+                  if isinstance(o, resetting) and getattr(o, "__dict__", None) is d]
+        if found:
+            warnings.warn(f"{type(found[0]).__name__} sets group['lr'] from the initial lr at every step, "
+                          f"overwriting the learning rate rule {self.rule!r} learns, so it never adapts. "
+                          "Use a chainable scheduler, which scales the current lr (MultiplicativeLR with "
+                          "lr_lambda(k)/lr_lambda(k-1), ExponentialLR, StepLR, ...), or none.",
+                          UserWarning, stacklevel=4)
 
     def _check_finite(self, etas, loss, t):
         vals = torch.stack([e.detach().to(torch.float64) for e in etas]
