@@ -17,7 +17,7 @@ def _result(op, lop):
     t = np.arange(STEPS)
     growth = 1 + 0.0002 * t if op == "adam" else 1 + t
     alphas = np.full(STEPS, SETUP.alpha0) if lop == "none" else SETUP.alpha0 * growth
-    if (op, lop) == ("nesterov", "sgdn"):
+    if (op, lop) == ("sgdn", "sgdn"):
         alphas = np.where((t > 20) & (t < 30), 0.0, alphas)          # the clip at 0 (Eq. 5)
     losses = 2.3 * np.exp(-t / (40.0 if lop == "none" else 15.0)) + 0.2
     diverged = (op, lop) == ("sgd", "adam")
@@ -52,7 +52,7 @@ def test_one_style_per_lop_in_every_panel(figure):
 
 def test_zero_alpha_and_divergence_are_visible(figure):
     axes = np.array(figure.axes).reshape(3, len(SETUP.ops))
-    ax = axes[0, SETUP.ops.index("nesterov")]
+    ax = axes[0, SETUP.ops.index("sgdn")]
     assert ax.get_yscale() == "symlog" and ax.get_ylim()[0] <= 0.0
     sgd_col = axes[:, SETUP.ops.index("sgd")]
     for a in sgd_col:
