@@ -85,7 +85,7 @@ BETAS = {"hd": _BETAS, "rtho": _BETAS, "marthe_mu": _BETAS, "marthe_hmu": _BETAS
 PAPER = Setup((500, 500), 512, 0.01, 100, (7000, 700, 2300), 0, "glorot", 20, tuple(range(20)), METHODS,
               BETAS, (0.9, 0.99, 0.999), 5000, "pgd", 0.1, None, None, 100, 4, None, "float32")
 DEFAULT = PAPER._replace(hidden=(50, 50), n_seeds=3, seeds=tuple(range(3)), mus=(0.9, 0.99),
-                         lrs_opt_iterations=200, lrs_opt_outer="pgd", lrs_opt_lr=1.0, lrs_opt_max_change=0.005,
+                         lrs_opt_iterations=600, lrs_opt_outer="pgd", lrs_opt_lr=1.0, lrs_opt_max_change=0.005,
                          lrs_opt_restart=2.0, lrs_opt_eval_every=10, lrs_opt_seeds=2)
 #: seconds-long; RTHO at β = 10 is a planted runaway run (|η| > 1e3 within 12 steps).
 TINY = DEFAULT._replace(hidden=(8,), steps=12, sizes=(300, 100, 100), n_seeds=1, seeds=(0,),
