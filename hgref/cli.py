@@ -147,8 +147,13 @@ def build_parser():
                        description=_plain(sch.__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(s, seeds=tuple(range(sch.DEFAULT.n_seeds)))
     scale = s.add_mutually_exclusive_group()
+    paper = sch.PAPER
     scale.add_argument("--paper-scale", action="store_true",
-                       help="the paper's setting: 500 hidden units, 20 seeds, 5000 LRS-OPT iterations (days)")
+                       help=f"the paper's protocol: MLP 784-{'-'.join(map(str, paper.hidden))}-10 (\"three-layer\" read "
+                            f"as three weight layers; --hidden 500 500 500 for three hidden layers), "
+                            f"{paper.n_seeds} seeds, LRS-OPT {paper.lrs_opt_seeds} seeds x {paper.lrs_opt_iterations} "
+                            f"PGD iterations (step {paper.lrs_opt_lr:g}); with --device cuda through the torch "
+                            "reverse mode in float32 (days on CPU)")
     scale.add_argument("--tiny", action="store_true", help="a seconds-long configuration for tests")
     s.add_argument("--hidden", type=_positive_int, nargs="+", default=None,
                    help=f"hidden layer widths (default: {' '.join(map(str, sch.DEFAULT.hidden))})")
@@ -158,15 +163,26 @@ def build_parser():
     s.add_argument("--methods", type=_choices(sch.METHODS), default=sch.METHODS,
                    help=f"comma-separated from {','.join(sch.METHODS)} (default: all)")
     s.add_argument("--betas", type=_positive_float, nargs="+", default=None,
-                   help=f"β grid of the online methods (default: {_scaled(sch, 'betas')})")
+                   help="one β grid for every online method (default: per method, adaptive MARTHE 1e-9 ... 1e-3)")
     s.add_argument("--mus", type=_unit, nargs="+", default=None,
                    help=f"fixed μ grid of MARTHE (default: {_scaled(sch, 'mus')})")
-    s.add_argument("--lrs-opt-iterations", type=_positive_int, default=None,
-                   help=f"outer iterations of LRS-OPT (default: {_scaled(sch, 'lrs_opt_iterations')})")
+    from .lrsopt import OUTERS
+    s.add_argument("--outer", choices=tuple(OUTERS), default=None,
+                   help=f"LRS-OPT outer optimizer (default: {sch.DEFAULT.lrs_opt_outer}; pgd is the paper's)")
+    s.add_argument("--lrs-opt-iterations", type=_positive_int, default=None, help=f"outer iterations of LRS-OPT (default: {_scaled(sch, 'lrs_opt_iterations')})")
     s.add_argument("--lrs-opt-lr", type=_positive_float, default=None,
-                   help=f"step size of LRS-OPT's PGD (default: {_scaled(sch, 'lrs_opt_lr')})")
-    s.add_argument("--lrs-opt-seeds", type=_positive_int, default=None,
-                   help=f"number of seeds for LRS-OPT (default: {_scaled(sch, 'lrs_opt_seeds')})")
+                   help=f"step size of the outer optimizer (default: {_scaled(sch, 'lrs_opt_lr')})")
+    s.add_argument("--lrs-opt-max-change", type=_number(0.0, strict=False), default=None,
+                   help=f"per-entry clip of a PGD step, 0 = off (default: {sch.DEFAULT.lrs_opt_max_change})")
+    s.add_argument("--lrs-opt-restart", type=_number(0.0, strict=False), default=None,
+                   help="safeguard: undo a step whose f_T exceeds this factor times the best, halve the step; "
+                        f"0 = off (default: {sch.DEFAULT.lrs_opt_restart})")
+    s.add_argument("--lrs-opt-seeds", type=_positive_int, default=None, help=f"number of seeds for LRS-OPT (default: {_scaled(sch, 'lrs_opt_seeds')})")
+    s.add_argument("--device", default=None,
+                   help="LRS-OPT hypergradients by the torch reverse mode on this device (cpu, cuda, cuda:1; "
+                        "needs torch); default: the NumPy oracle in float64")
+    s.add_argument("--torch-dtype", choices=("float32", "float64"), default=None,
+                   help="dtype of the torch reverse mode (default: float32)")
     s.set_defaults(func=_run_schedules)
 
     h = sub.add_parser("hd", help="HD with momentum/Adam lr-optimizers; HD reproducibility report (MNIST)",
@@ -201,6 +217,8 @@ def build_parser():
 def _scaled(module, field):
     """Default of a setup field, naming --tiny / --paper-scale where they differ."""
     def text(v):
+        if v is None:
+            return "off"
         return " ".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}"
     base = text(getattr(module.DEFAULT, field))
     other = [f"{flag} {text(getattr(setup, field))}" for flag, setup in
@@ -227,10 +245,22 @@ def _run_schedules(args):
     from .experiments import schedules as sch
     base = sch.PAPER if args.paper_scale else sch.TINY if args.tiny else sch.DEFAULT
     seeds = _seeds(args) if (args.seed is not None or args.seeds) else tuple(range(base.n_seeds))
+    if args.device is not None:     # fail now, not after the online runs
+        try:
+            import torch
+        except ImportError:
+            raise ValueError(f"--device {args.device} needs torch: pip install 'hgref[torch]'") from None
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise ValueError(f"invalid --device {args.device!r}; accepted values: cpu, cuda, cuda:N") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: no CUDA device is available; use --device cpu")
     setup = sch.configure(base, seeds=seeds, hidden=args.hidden, steps=args.steps, init=args.init,
-                          methods=args.methods, betas=args.betas, mus=args.mus,
+                          methods=args.methods, betas=args.betas, mus=args.mus, lrs_opt_outer=args.outer,
                           lrs_opt_iterations=args.lrs_opt_iterations, lrs_opt_lr=args.lrs_opt_lr,
-                          lrs_opt_seeds=args.lrs_opt_seeds)
+                          lrs_opt_max_change=args.lrs_opt_max_change, lrs_opt_restart=args.lrs_opt_restart,
+                          lrs_opt_seeds=args.lrs_opt_seeds, device=args.device, torch_dtype=args.torch_dtype)
     return sch.run_schedules(args.out / "schedules", setup, formats=args.formats, jobs=args.jobs,
                              progress=not args.quiet)
 

@@ -29,7 +29,7 @@ def test_help_lists_every_command(capsys):
     (["toy", "--formats", "gif"], "--formats", "png, svg, pdf"),
     (["toy", "--steps", "0"], "--steps", "> 0"),
     (["schedules", "--init", "zeros"], "--init", "glorot"),
-    (["schedules", "--methods", "sgdr"], "--methods", "constant, hd, rtho, marthe_mu, marthe, lrs_opt"),
+    (["schedules", "--methods", "sgdr"], "--methods", "constant, hd, rtho, marthe_mu, marthe_hmu, marthe, lrs_opt"),
     (["schedules", "--betas", "-1"], "--betas", "> 0"),
     (["hd", "--ops", "rmsprop"], "--ops", "sgd, sgdn, adam"),
     (["hd", "--lops", "momentum"], "--lops", "none, sgd, sgdn, adam"),

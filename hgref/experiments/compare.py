@@ -56,8 +56,8 @@ _PEER_GRIDS = {"prodigy": (0.5, 1.0, 2.0), "dadapt_sgd": (0.5, 1.0, 2.0), "dadap
                "schedulefree_sgd": (0.3, 1.0, 3.0), "schedulefree_adamw": (0.001, 0.0025, 0.01),
                "dog": (1e-6, 1e-4), "mechanic_sgd": (None,), "mechanic_adam": (None,)}
 #: family -> method -> knob values (None: the method's default, no knob).
-GRIDS = {"sgd": dict(constant=(0.01, 0.03, 0.1, 0.3, 1.0), hd=sch.DEFAULT.betas, rtho=sch.DEFAULT.betas,
-                     marthe=sch.DEFAULT.betas, **_PEER_GRIDS),
+GRIDS = {"sgd": dict(constant=(0.01, 0.03, 0.1, 0.3, 1.0), hd=sch.BETAS["hd"], rtho=sch.BETAS["rtho"],
+                     marthe=sch.BETAS["marthe"], **_PEER_GRIDS),
          "adam": dict(constant=(1e-4, 3e-4, 1e-3, 3e-3), hd=(1e-8, hd_exp.BETA["adam"], 1e-6),
                       rtho=(1e-9, 1e-8, 1e-7), marthe=(1e-9, 1e-8, 1e-7), **_PEER_GRIDS)}
 _TINY_GRIDS = {fam: {m: (g[len(g) // 2],) for m, g in grid.items()} for fam, grid in GRIDS.items()}
@@ -113,7 +113,7 @@ def _task_problem(setup, task, seed):
 
 def build_problem(task, config):
     """The NumPy problem of a run (through ``hgref schedules`` / ``hgref hd``'s builders)."""
-    return sch._problem(config) if task == "marthe_mlp" else hd_exp._problem(config)
+    return sch.problem_of(config) if task == "marthe_mlp" else hd_exp._problem(config)
 
 
 def lrs_opt_specs(setup: Setup):

@@ -11,7 +11,8 @@ stepper of a method key: ``constant``, ``hd``, ``rtho``, ``marthe`` (hgref's tor
 Divergence (:func:`divergence`, the rule of every hgref experiment): a step with a non-finite
 loss, η_t or weights, or |η_t| > 1e3, ends the run there (``diverged_at`` = t, ``reason``);
 a finished run whose minibatch loss stays above its start (:func:`stalled`: the mean of the
-last tenth of the losses ≥ L_0) is flagged.
+last tenth of the losses > L_0) is flagged: the rule of
+:func:`hgref.experiments.flags.divergence_flag`.
 
 >>> from hgref.problems import mnist_mlp
 >>> from hgref.torch.mnist import mnist_torch
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from .._checks import DivergenceError
+from ..experiments.flags import ETA_BOUND, divergence_flag
 from .optim import HypergradientOptimizer
 from .peers import PEERS, Stepper, group_lr, make_peer
 
@@ -36,11 +38,13 @@ __all__ = ["HGREF_METHODS", "MAX_ETA", "make_method", "train", "divergence", "st
            "sgd_step_seconds"]
 
 HGREF_METHODS = ("constant", "hd", "rtho", "marthe")
-MAX_ETA = 1e3
+MAX_ETA = ETA_BOUND
 
 
 def divergence(eta, loss, weights_finite):
-    """Why a step diverged (``"loss"``, ``"eta"``, ``"weights"``, ``"eta>1e3"``), or None."""
+    """Why step t ends the run (``"loss"``, ``"eta"``, ``"weights"``, ``"eta>1e3"``), or None: the
+    per-step half of :func:`hgref.experiments.flags.divergence_flag` (rules 1–2), checked while
+    training so a runaway run stops at once."""
     if not math.isfinite(loss):
         return "loss"
     if not math.isfinite(eta):
@@ -53,11 +57,12 @@ def divergence(eta, loss, weights_finite):
 
 
 def stalled(losses):
-    """True when the minibatch loss stays above its start (mean of the last tenth ≥ L_0)."""
+    """True when the minibatch loss stays above its start: rule 3 of
+    :func:`hgref.experiments.flags.divergence_flag` (mean of the last tenth > L_0)."""
     if len(losses) < 2:
         return False
-    tail = losses[-max(1, len(losses) // 10):]
-    return bool(np.mean(tail) >= losses[0])
+    flag = divergence_flag(np.zeros(len(losses)), losses)
+    return flag is not None
 
 
 def make_method(key, model, tp, *, dynamics="sgd", value=None, eta0=0.01, hd_objective="validation"):

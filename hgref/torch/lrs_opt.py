@@ -26,8 +26,9 @@ forward sweep, which costs more when the shared machine is short of free memory.
 No host sync inside the sweeps (η is read once; divergence is checked on the recorded
 losses after the forward sweep and on ∇f_T at the end). ``checkpoint_every=k`` keeps
 every k-th state and recomputes each segment (memory O(T/k + k) states, one more forward
-sweep), as the NumPy reverse mode. :func:`lrs_opt` runs projected gradient descent on
-η ≥ 0 with a fresh minibatch order per outer iteration (MARTHE §5, footnote 7).
+sweep), as the NumPy reverse mode. :func:`lrs_opt` runs the outer loop of :mod:`hgref.lrsopt`
+(PGD or any other outer optimizer) on it, a fresh minibatch order per outer iteration
+(MARTHE §5, footnote 7).
 """
 from __future__ import annotations
 
@@ -206,31 +207,54 @@ def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_e
 
 
 class LRSResult(NamedTuple):
-    """Result of :func:`lrs_opt` (scipy.optimize-style fields)."""
+    """Field names of :func:`lrs_opt`'s result (kept for imports; the result itself is the
+    :class:`scipy.optimize.OptimizeResult` of :func:`hgref.lrsopt.optimize_schedule`)."""
 
     x: np.ndarray           # shape=(T,) the optimized schedule η*
-    fun: float              # f_T(η*) on the last outer iteration's minibatch order
+    fun: float              # f_T(η*) on the minibatch sequence of ``seed``
     nit: int                # outer iterations done
     history: np.ndarray     # shape=(nit,) f_T at each outer iteration (before its update)
 
 
-def lrs_opt(tp, schedule0, outer_steps, outer_lr, dynamics="sgd", seed=0, callback=None,
+def lrs_opt(tp, schedule0, outer_steps, outer_lr=None, dynamics="sgd", seed=0, callback=None, *, outer=None,
+            fresh_batches=True, state_path=None, restart_above=None, evaluate=None, eval_every=None,
             **hyperparams):
-    """LRS-OPT (MARTHE §5): projected gradient descent η ← max(η − α ∇f_T(η), 0).
+    """LRS-OPT (MARTHE §5) on the torch reverse mode: :func:`hgref.lrsopt.optimize_schedule`
+    (the loop of the NumPy path) with ``value_and_grad`` = :func:`schedule_hypergradient`.
 
-    Outer iteration k uses the minibatch order of seed ``seed + k`` (§5: fresh minibatches
-    each iteration, so η does not fit one sample progression); ``w0`` stays fixed.
-    ``callback(k, eta, value)`` may return True to stop.
+    Args:
+      tp: a :class:`hgref.torch.mnist.TorchMNIST` (dtype and device of the reverse mode).
+      schedule0: η⁰ ≥ 0, shape (T,).
+      outer_steps: outer iterations K.
+      outer_lr: PGD step size (the paper's protocol, η ← max(η − α ∇f_T(η), 0)); or give
+        ``outer`` (an :class:`hgref.lrsopt.Outer`, e.g. ``adam(1e-2)``) instead.
+      seed: outer iteration k uses the minibatch order ``outer_seed(seed, k)`` (fresh
+        batches, as the NumPy path); ``w0`` stays fixed.
+      callback: ``callback(k, eta, value)`` may return True to stop.
+      fresh_batches, state_path, restart_above, evaluate, eval_every: as in
+        :func:`hgref.lrsopt.optimize_schedule`.
+
+    Returns:
+      scipy OptimizeResult (x, fun, jac, nit, history, status, success, message, grad_norm, ...).
     """
+    from ..lrsopt import Outer, optimize_schedule, pgd
     outer_steps = check_int("outer_steps", outer_steps, low=1)
-    outer_lr = check_scalar("outer_lr", outer_lr, strict=True)
+    if (outer_lr is None) == (outer is None):
+        raise ValueError("give exactly one of outer_lr (PGD step size) and outer (an hgref.lrsopt.Outer)")
+    if outer is None:
+        outer = pgd(check_scalar("outer_lr", outer_lr, strict=True))
+    elif not isinstance(outer, Outer):
+        raise TypeError(f"outer must be an hgref.lrsopt.Outer, got {type(outer).__name__}")
     seed = check_int("seed", seed)
-    eta = torch.as_tensor(np.asarray(schedule0, dtype=float)).clone()
-    history = []
-    for k in range(outer_steps):
-        value, grad = schedule_hypergradient(tp, eta, dynamics, seed + k, **hyperparams)
-        history.append(float(value))
-        eta = torch.clamp(eta - outer_lr * grad.cpu().to(eta.dtype), min=0.0)
-        if callback is not None and callback(k, eta.numpy().copy(), history[-1]):
-            break
-    return LRSResult(eta.numpy(), history[-1], len(history), np.array(history))
+
+    def value_and_grad(schedule, batch_seed):
+        value, grad = schedule_hypergradient(tp, schedule, dynamics, batch_seed, **hyperparams)
+        return float(value), grad.detach().to("cpu", torch.float64).numpy()
+
+    w0 = tp.model().flat()
+    config = {"problem": tp.problem.name, "dynamics": dynamics, "hyperparams": hyperparams,
+              "torch": f"{w0.dtype}@{w0.device.type}"}
+    return optimize_schedule(value_and_grad, np.asarray(schedule0, dtype=float), outer, outer_steps, seed=seed,
+                             fresh_batches=fresh_batches, config=config, state_path=state_path, evaluate=evaluate,
+                             eval_every=eval_every, restart_above=restart_above, callback=callback,
+                             desc=f"LRS-OPT torch {tp.problem.name}")
