@@ -132,6 +132,8 @@ def _right(ax, summary, styles):
         ax.axhline(100 * level, color=st["color"], ls=st["ls"], lw=1.2, label=f"{st['label']} ({100 * level:.1f} %)")
     ax.set_ylim(low, high + (6.0 if any(not np.isfinite(r["val_acc_mean"]) for rows in rows_by_group.values()
                                          for r in rows) else 0.0))
+    # the band above the data holds the × of diverged β: no accuracy ticks above 100 %
+    ax.set_yticks([t for t in ax.get_yticks() if low <= t <= min(high, 100.0)])
     notes = note_out_of_view(ax, below, "below")
     ax.set(xscale="log", xlabel="hyper-learning rate β", ylabel="validation accuracy (%)",
            title="mean validation accuracy over seeds (band: ±1 sd)")

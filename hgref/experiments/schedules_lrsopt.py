@@ -94,7 +94,7 @@ def lrs_opt_job(config, scratch=None):
 def convergence_figure(records, summary, path, formats=("png",)):
     """LRS-OPT f_T (own fresh batches) and validation accuracy (seed's own order) vs outer
     iteration, per seed, with the best online method's mean validation level for reference."""
-    from ..plotting import method_style, save
+    from ..plotting import legend_outside, method_style, readable_log_ticks, save
     plt = pyplot()
     fig, (ax_f, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2))
     lrs = [r for r in records.values() if r["config"]["method"] == "lrs_opt"]
@@ -120,7 +120,8 @@ def convergence_figure(records, summary, path, formats=("png",)):
     ax_f.set(xlabel="outer iteration", ylabel="validation cross-entropy", yscale="log",
              title="LRS-OPT: f_T on fresh batches (thin), E(w_T) on the seed's order (thick)")
     ax_a.set(xlabel="outer iteration", ylabel="validation accuracy (%)", title="LRS-OPT validation accuracy")
-    ax_f.legend(fontsize=7)
-    ax_a.legend(fontsize=7)
+    readable_log_ticks(ax_f)
+    legend_outside(ax_f, "below")
+    legend_outside(ax_a, "below")
     fig.tight_layout()
     return save(fig, path, formats)
