@@ -24,6 +24,9 @@ __all__ = ["judge", "shift_diagnosis", "fit_eta", "dynamics_hint", "dynamics_fai
 
 #: a variant of the declared dynamics "fits" an update when its relative residual is below this
 HINT_RTOL = 1e-10
+#: per-tensor learning rates: each tensor must fit w − η_k d to this, and the η_k differ by more
+#: than 100× this (a float32 constant leaves ~1e-9 per tensor, not a per-tensor η)
+PER_TENSOR_RTOL = 1e-11
 
 
 def shift_diagnosis(estimates, exact, rtol, atol):
@@ -89,11 +92,11 @@ def fit_eta(dw, d, masks):
 def per_tensor_text(dw, d, slices, etas_written):
     """A hint if each tensor follows w − η_k d with its own η_k (η updated inside the loop)."""
     etas = [fit_eta(dw[s], d[s], [np.ones(s.stop - s.start, bool)]) for s in slices]
-    if max(r for _, r in etas) > 1e-9:
+    if max(r for _, r in etas) > PER_TENSOR_RTOL:
         return ""
     values = [e[0][0] for e in etas]
     spread = np.ptp(values) / max(abs(np.mean(values)), 1e-300)
-    if spread <= 1e-12:
+    if spread <= 100 * PER_TENSOR_RTOL:
         return ""
     return (f"each tensor follows w - eta*d, but with its own eta: {', '.join(f'{v:.10g}' for v in values)} "
             f"(written: {', '.join(f'{v:.10g}' for v in etas_written)})")
@@ -162,10 +165,6 @@ def _v_at_eps(dyn):
 def dynamics_hint(dyn, state, grad, dw, masks, slices, etas_written):
     """Text naming the variants of ``dyn`` that reproduce the update ``dw = w_t − w_{t+1}``."""
     hints = []
-    d_declared = dyn.direction(state.w, state[1:-1], grad, state.count)[0]
-    per_tensor = per_tensor_text(dw, d_declared, slices, etas_written)
-    if per_tensor:
-        return per_tensor, "per_tensor_eta"
     for text, variant in _variants(dyn):
         fn = variant.direction if hasattr(variant, "direction") else variant
         d = fn(state.w, state[1:-1], grad, state.count)[0]
@@ -174,6 +173,10 @@ def dynamics_hint(dyn, state, grad, dw, masks, slices, etas_written):
             hints.append(f"{text} (relative residual {resid:.1e})")
     if hints:
         return "your update matches: " + "; ".join(hints), "wrong_dynamics"
+    d_declared = dyn.direction(state.w, state[1:-1], grad, state.count)[0]
+    per_tensor = per_tensor_text(dw, d_declared, slices, etas_written)
+    if per_tensor:
+        return per_tensor, "per_tensor_eta"
     return ("no known variant fits (checked: float32 constants, eps placement, torch<2.0 Adam, v "
             "started at eps, coupled/decoupled/missing decay, Nesterov flag, per-tensor lr)"), "wrong_dynamics"
 

@@ -224,7 +224,7 @@ class Report(NamedTuple):
         """The table followed by the per-step report of every failed or errored case."""
         parts = [self.table()]
         for r in self.results:
-            if r.status in ("fail", "error"):
+            if r.status in ("fail", "error") or (r.status == "pass" and r.message):
                 parts.append(f"--- case {r.case}: {r.status} ({r.diagnosis})\n{r.message}")
         return "\n\n".join(parts)
 
