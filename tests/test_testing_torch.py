@@ -186,3 +186,26 @@ def test_cli_check(tmp_path, monkeypatch, capsys):
     assert "has no attribute 'nothing_here'" in capsys.readouterr().err
     assert main(["check", "hgref.testing.bridge.rtho", "--cases", "nope", *out]) == 2
     assert main(["check", "my_hypergradients:hd_rule", "--rule", "--mu", "0", "--mode", "own", *out]) == 2
+
+
+def _readme_example():
+    """The README's third-party example, up to (not including) its two print lines."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("**A third-party optimizer, end to end.**")[1].split("```python\n")[1].split("```")[0]
+    return block.split("print(check_torch_optimizer")[0], block
+
+
+def test_readme_worked_example():
+    code, block = _readme_example()
+    make_lines = code.split("def make(")[1].split("\n\n")[0].strip().splitlines()
+    assert len(make_lines) + 1 <= 15          # def line + body + the TorchAdapter line
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    report = check_torch_optimizer(scope["adapter"])
+    assert report.passed, report.details()
+    assert report.verdict_text().endswith(
+        "PASSED (10 of 25 matrix cases applicable (sgd 5/5, heavy_ball 5/5); extras 0 of 6)")
+    own = check_torch_optimizer(scope["adapter"], mode="own", cases=get_cases("first_steps"))
+    assert not own.failed and {r.status for r in own.results} == {"pass", "unsupported"}, own.details()
