@@ -85,6 +85,11 @@ def test_decoupled_vs_coupled_decay_and_float32_constants_are_named():
         return ConventionAdam(params, **torch_kwargs_adam(case))
     r = check_torch_optimizer(coupled_on_adamw, mu=0.0, estimate=attribute("h"), cases=get_cases("adamw")).results[0]
     assert r.diagnosis == "wrong_dynamics" and "coupled L2 weight decay" in r.message
+    def no_decay(params, case):              # hgref's bridge built without the case's weight decay
+        from hgref.torch import HypergradientOptimizer
+        return HypergradientOptimizer(params, case.config["lr"], "sgd", "rtho", objective="validation")
+    r = check_torch_optimizer(no_decay, mu=1.0, cases=get_cases("sgd_weight_decay")).results[0]
+    assert r.diagnosis == "wrong_dynamics" and "weight decay missing from the update" in r.message
     r = check_torch_optimizer(tangent_adapter("float32_momentum"), cases=get_cases("heavy_ball")).results[0]
     assert (r.diagnosis, r.first_bad_step) == ("wrong_dynamics", 1)
     assert "float32 constants (momentum=0.8999999762)" in r.message
