@@ -5,9 +5,9 @@ Every dynamics here is affine in the learning rate::
     w_{t+1} = w_t − η_t · d_t,        buffers_{t+1} = b(w_t, buffers_t, g_t)
 
 with ``d_t = direction(state_t, g_t)`` and ``g_t = ∇L_t(w_t)`` (weight decay λ is added
-inside: ``g ← g + λ w``, the torch.optim convention; AdamW decays decoupled from g). Hence ``B_t = ∂Φ_t/∂η_t = (−d_t, 0)``
-and ``A_t = ∂Φ_t/∂state`` is the Jacobian of the η-free map ``(w, buffers, g(w)) ↦ (d, b)``
-plus the identity on w (Eq. 3). :mod:`hgref.linearize` builds A_t and B_t from these pieces.
+inside: ``g ← g + λ w``, the torch.optim convention; AdamW decays decoupled from g). Hence
+``B_t = ∂Φ_t/∂η_t = (−d_t, 0)`` and ``A_t = ∂Φ_t/∂state`` is the Jacobian of the η-free map
+``(w, buffers, g(w)) ↦ (d, b)`` plus the identity on w (Eq. 3). :mod:`hgref.linearize` builds A_t and B_t from these pieces.
 
 The update equations follow torch.optim (PyTorch 2.x) so the torch bridge can match them:
 
@@ -18,7 +18,7 @@ The update equations follow torch.optim (PyTorch 2.x) so the torch bridge can ma
 ``adam``              m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;
                       d = (m / (1−β1^k)) / (√(v / (1−β2^k) + ε_root) + ε),  k = count + 1
 ``adamw``             the Adam direction of the raw gradient g (no λw in g) plus λ w:
-                      d = λ w + m̂/(√v̂ + ε)       (torch ``AdamW``: w ← w(1 − ηλ) − η m̂/(√v̂ + ε))
+                      d = λ w + m̂/(√v̂ + ε)     (torch ``AdamW``: w ← w(1−ηλ) − η m̂/(√v̂+ε))
 ====================  ==============================================================
 
 The first momentum step gives v = g (no dampening), as torch's ``buf = g.clone()``. AdamW
@@ -232,7 +232,8 @@ def adamw(b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-2, eps_root=0.0):
     torch: ``w ← w(1 − ηλ)``, then ``w ← w − η m̂/(√v̂ + ε)`` with the moments of the raw
     gradient (no λw in g). Hence ``d = λ w + m̂/(√(v̂ + ε_root) + ε)``: affine in η.
 
-    >>> s = adamw(weight_decay=0.5).init([2.0]); float(adamw(weight_decay=0.5).step(s, 0.1, np.array([0.0])).w[0])
+    >>> dyn = adamw(weight_decay=0.5)
+    >>> float(dyn.step(dyn.init([2.0]), 0.1, np.array([0.0])).w[0])     # 2·(1 − 0.1·0.5)
     1.9
     """
     return _adam("adamw", b1, b2, eps, weight_decay, eps_root, decoupled=True)

@@ -80,7 +80,8 @@ def forward(problem, dynamics, schedule, seed, *, prefix=False, objective_grad=N
             if not np.all(np.isfinite(state.w)):
                 raise DivergenceError(t, "weights", _where(problem, dynamics, eta))
             if prefix and t + 1 < T:
-                gobj = problem.objective_grad(state.w) if objective_grad is None else objective_grad(t + 1, state.w)
+                gobj = (problem.objective_grad(state.w) if objective_grad is None
+                        else objective_grad(t + 1, state.w))
                 J[t + 1, :t + 1] = Z[:t + 1, :d] @ gobj
     value = final_objective(problem, state, T)
     grad = Z[:, :d] @ problem.objective_grad(state.w)

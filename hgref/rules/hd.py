@@ -22,8 +22,8 @@ dynamics, weight decay included).
   (:func:`hgref.dynamics.l2_weight_decay` is 0). Decision: "train" is the loss whose
   gradient the dynamics is fed — ∇L_t + λw for coupled decay, ∇L_t for AdamW, i.e. torch's
   ``p.grad`` in both. Evidence (test ``test_train_objective_under_adamw_is_the_loss``):
-  h_t equals the oracle's ∂L_t(w_t)/∂η_{t−1} (``prefix_hypergradients(objective_grad=)``) under AdamW to
-  1e-10, while the rejected ∂(L_t + λ/2‖w‖²)(w_t)/∂η_{t−1} differs from it by
+  h_t equals the oracle's ∂L_t(w_t)/∂η_{t−1} (``prefix_hypergradients(objective_grad=)``)
+  under AdamW to 1e-10, while the rejected ∂(L_t + λ/2‖w‖²)(w_t)/∂η_{t−1} differs from it by
   λ w_t·d_{t−1}, more than 1e-3 relative (MNIST MLP 784-8-10, minibatches, λ = 0.1).
   ``"validation"``: Obj = E, ∇E(w_t) = ``obs.objective_grad()`` (MARTHE's setting).
 
