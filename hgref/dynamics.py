@@ -1,25 +1,31 @@
-"""Optimization dynamics Φ_t (MARTHE paper, Eq. 1): SGD, heavy-ball, Nesterov, Adam.
+"""Optimization dynamics Φ_t (MARTHE paper, Eq. 1): SGD, heavy-ball, Nesterov, Adam, AdamW.
 
 Every dynamics here is affine in the learning rate::
 
     w_{t+1} = w_t − η_t · d_t,        buffers_{t+1} = b(w_t, buffers_t, g_t)
 
 with ``d_t = direction(state_t, g_t)`` and ``g_t = ∇L_t(w_t)`` (weight decay λ is added
-inside: ``g ← g + λ w``, the torch.optim convention). Hence ``B_t = ∂Φ_t/∂η_t = (−d_t, 0)``
-and ``A_t = ∂Φ_t/∂state`` is the Jacobian of the η-free map ``(w, buffers, g(w)) ↦ (d, b)``
-plus the identity on w (Eq. 3). :mod:`hgref.linearize` builds A_t and B_t from these pieces.
+inside: ``g ← g + λ w``, the torch.optim convention; AdamW decays decoupled from g). Hence
+``B_t = ∂Φ_t/∂η_t = (−d_t, 0)`` and ``A_t = ∂Φ_t/∂state`` is the Jacobian of the η-free map
+``(w, buffers, g(w)) ↦ (d, b)`` plus the identity on w (Eq. 3). :mod:`hgref.linearize` builds A_t and B_t from these pieces.
 
 The update equations follow torch.optim (PyTorch 2.x) so the torch bridge can match them:
 
 ====================  ==============================================================
 ``sgd``               d = g
-``heavy_ball``        v ← μ v + g;  d = v                       (torch ``SGD(momentum)``)
+``heavy_ball``        v ← μ v + (1−τ) g;  d = v    (torch ``SGD(momentum, dampening=τ)``)
 ``nesterov``          v ← μ v + g;  d = g + μ v                 (torch ``SGD(nesterov=True)``)
 ``adam``              m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;
                       d = (m / (1−β1^k)) / (√(v / (1−β2^k) + ε_root) + ε),  k = count + 1
+``adamw``             the Adam direction of the raw gradient g (no λw in g) plus λ w:
+                      d = λ w + m̂/(√v̂ + ε)     (torch ``AdamW``: w ← w(1−ηλ) − η m̂/(√v̂+ε))
 ====================  ==============================================================
 
-The first momentum step gives v = g, as torch's ``buf = g.clone()``. Functions are written
+The first momentum step gives v = g (no dampening), as torch's ``buf = g.clone()``. AdamW
+stays affine in η: ``w(1 − ηλ) − η m̂/(√v̂+ε) = w − η (λw + m̂/(√v̂+ε))``, so B_t = (−d_t, 0)
+and :mod:`hgref.linearize`, the oracle and the rules need nothing beyond its
+direction/JVP/VJP. :func:`l2_weight_decay` is the coupled part of the decay, the one that
+belongs to the training loss L_t + λ/2‖w‖² (0 for AdamW). Functions are written
 with ``autograd.numpy``; they are differentiable with respect to the state, the gradient
 and η.
 """
@@ -36,8 +42,8 @@ from ._checks import check_choice, check_scalar, check_vector
 
 __all__ = [
     "Dynamics", "SGDState", "MomentumState", "AdamState",
-    "sgd", "heavy_ball", "nesterov", "adam", "get_dynamics", "DYNAMICS",
-    "pack", "unpack",
+    "sgd", "heavy_ball", "nesterov", "adam", "adamw", "get_dynamics", "DYNAMICS",
+    "l2_weight_decay", "pack", "unpack",
 ]
 
 
@@ -142,41 +148,58 @@ def sgd(weight_decay=0.0):
     return _make("sgd", {"weight_decay": wd}, SGDState, direction, jvp, vjp)
 
 
-def _momentum(name, momentum, weight_decay, nesterov):
+def _momentum(name, momentum, weight_decay, nesterov, dampening=0.0):
     mu = check_scalar("momentum", momentum)
     if mu > 1:
         raise ValueError(f"momentum must lie in [0, 1], got {mu}")
     wd = check_scalar("weight_decay", weight_decay)
+    tau = check_scalar("dampening", dampening)
+    if tau > 1:
+        raise ValueError(f"dampening must lie in [0, 1], got {tau}")
+    if nesterov and tau != 0:
+        raise ValueError(f"dampening must be 0 for nesterov (torch: 'Nesterov momentum requires a "
+                         f"momentum and zero dampening'), got {tau}")
+
+    def _c(count):
+        """Weight of g in the new velocity: 1 on the first step (torch's buf = g.clone()), then 1 − τ."""
+        return 1.0 if count == 0 or not tau else 1.0 - tau
 
     def direction(w, buffers, grad, count):
         g = grad + wd * w
-        v = mu * buffers[0] + g
+        c = _c(count)
+        v = mu * buffers[0] + (g if c == 1.0 else c * g)
         return (g + mu * v if nesterov else v), (v,)
 
     def jvp(w, buffers, grad, count, dw, dbuffers, dgrad):
         d, (v,) = direction(w, buffers, grad, count)
         dg = dgrad + wd * dw
-        dv = mu * dbuffers[0] + dg
+        c = _c(count)
+        dv = mu * dbuffers[0] + (dg if c == 1.0 else c * dg)
         return d, (v,), (dg + mu * dv if nesterov else dv), (dv,)
 
     def vjp(w, buffers, grad, count, cd, cbuffers):
         d, (v,) = direction(w, buffers, grad, count)
         cv = cbuffers[0] + (mu * cd if nesterov else cd)
-        cg = cv + cd if nesterov else cv
+        c = _c(count)
+        cg = (cv if c == 1.0 else c * cv) + (cd if nesterov else 0.0)
         return d, (v,), wd * cg, (mu * cv,), cg
 
-    return _make(name, {"momentum": mu, "weight_decay": wd}, MomentumState, direction, jvp, vjp)
+    hp = {"momentum": mu, "weight_decay": wd}
+    if tau:
+        hp["dampening"] = tau        # only when set: results files of τ = 0 runs are unchanged
+    return _make(name, hp, MomentumState, direction, jvp, vjp)
 
 
-def heavy_ball(momentum=0.9, weight_decay=0.0):
-    """Heavy-ball momentum (torch ``SGD(momentum=μ)``): ``v ← μ v + g;  w ← w − η v``."""
-    return _momentum("heavy_ball", momentum, weight_decay, nesterov=False)
+def heavy_ball(momentum=0.9, weight_decay=0.0, dampening=0.0):
+    """Heavy-ball momentum (torch ``SGD(momentum=μ, dampening=τ)``): ``v ← μ v + (1−τ) g``
+    (``v = g`` on the first step, as torch's ``buf = g.clone()``); ``w ← w − η v``."""
+    return _momentum("heavy_ball", momentum, weight_decay, nesterov=False, dampening=dampening)
 
 
-def nesterov(momentum=0.9, weight_decay=0.0):
+def nesterov(momentum=0.9, weight_decay=0.0, dampening=0.0):
     """Nesterov momentum (torch ``SGD(nesterov=True)``; seed HD paper §2):
-    ``v ← μ v + g;  w ← w − η (g + μ v)``."""
-    return _momentum("nesterov", momentum, weight_decay, nesterov=True)
+    ``v ← μ v + g;  w ← w − η (g + μ v)``. ``dampening`` must be 0 (torch rejects it too)."""
+    return _momentum("nesterov", momentum, weight_decay, nesterov=True, dampening=dampening)
 
 
 @primitive
@@ -200,14 +223,32 @@ def adam(b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, eps_root=0.0):
     ``d = m̂ / (√(v̂ + ε_root) + ε)``. ``eps_root = 0`` is torch's convention (ε outside
     the square root); ``eps_root > 0`` puts a constant inside it (optax's ``eps_root``).
     """
+    return _adam("adam", b1, b2, eps, weight_decay, eps_root, decoupled=False)
+
+
+def adamw(b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-2, eps_root=0.0):
+    """AdamW (Loshchilov & Hutter; torch ``AdamW``): decoupled weight decay.
+
+    torch: ``w ← w(1 − ηλ)``, then ``w ← w − η m̂/(√v̂ + ε)`` with the moments of the raw
+    gradient (no λw in g). Hence ``d = λ w + m̂/(√(v̂ + ε_root) + ε)``: affine in η.
+
+    >>> dyn = adamw(weight_decay=0.5)
+    >>> float(dyn.step(dyn.init([2.0]), 0.1, np.array([0.0])).w[0])     # 2·(1 − 0.1·0.5)
+    1.9
+    """
+    return _adam("adamw", b1, b2, eps, weight_decay, eps_root, decoupled=True)
+
+
+def _adam(name, b1, b2, eps, weight_decay, eps_root, decoupled):
     b1 = check_scalar("b1", b1)
     b2 = check_scalar("b2", b2)
-    for name, b in (("b1", b1), ("b2", b2)):
+    for arg, b in (("b1", b1), ("b2", b2)):
         if b >= 1:
-            raise ValueError(f"{name} must lie in [0, 1), got {b}")
+            raise ValueError(f"{arg} must lie in [0, 1), got {b}")
     eps = check_scalar("eps", eps)
     eps_root = check_scalar("eps_root", eps_root)
-    wd = check_scalar("weight_decay", weight_decay)
+    lam = check_scalar("weight_decay", weight_decay)
+    wd, dwd = (0.0, lam) if decoupled else (lam, 0.0)     # coupled (in g) / decoupled (in d)
 
     def direction(w, buffers, grad, count):
         g = grad + wd * w
@@ -219,11 +260,12 @@ def adam(b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, eps_root=0.0):
             denom = anp.sqrt(v / bc2 + eps_root) + eps
         else:
             denom = _sqrt0(v) / np.sqrt(bc2) + eps
-        return (m / bc1) / denom, (m, v)
+        d = (m / bc1) / denom
+        return (d + dwd * w if dwd else d), (m, v)
 
     def _parts(w, buffers, grad, count):
-        """g, m', v', bc1, d, 1/denom and ∂√(·)/∂v' (0 where v' = 0 and ε_root = 0), with
-        d computed by the same operations as ``direction`` (bit for bit)."""
+        """g, m', v', bc1, d (without the decoupled λw), 1/denom and ∂√(·)/∂v' (0 where
+        v' = 0 and ε_root = 0), with d computed by the same operations as ``direction``."""
         g = grad + wd * w
         m = b1 * buffers[0] + (1 - b1) * g
         v = b2 * buffers[1] + (1 - b2) * g * g
@@ -244,6 +286,8 @@ def adam(b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, eps_root=0.0):
         dsqrt *= d
         dd = dm * (r / bc1)
         dd -= dsqrt * r                       # ∂d = dm/(bc1·denom) − d·(∂√/∂v')·dv/denom
+        if dwd:
+            d, dd = d + dwd * w, dd + dwd * dw
         return d, (m, v), dd, (dm, dv)
 
     def vjp(w, buffers, grad, count, cd, cbuffers):
@@ -252,16 +296,25 @@ def adam(b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, eps_root=0.0):
         cm = cbuffers[0] + cdr / bc1
         cv = cbuffers[1] - cdr * d * dsqrt
         cg = (1 - b1) * cm + 2 * (1 - b2) * g * cv
-        return d, (m, v), wd * cg, (b1 * cm, b2 * cv), cg
+        wbar = wd * cg + dwd * cd if dwd else wd * cg
+        return (d + dwd * w if dwd else d), (m, v), wbar, (b1 * cm, b2 * cv), cg
 
-    hp = {"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root, "weight_decay": wd}
-    return _make("adam", hp, AdamState, direction, jvp, vjp)
+    hp = {"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root, "weight_decay": lam}
+    return _make(name, hp, AdamState, direction, jvp, vjp)
 
 
-DYNAMICS = {"sgd": sgd, "heavy_ball": heavy_ball, "nesterov": nesterov, "adam": adam}
+def l2_weight_decay(dynamics) -> float:
+    """λ of the weight decay that enters the gradient (``g ← g + λw``: the training loss is
+    L_t + λ/2‖w‖²); 0 for AdamW, whose decay is decoupled from the loss."""
+    if dynamics.name == "adamw":
+        return 0.0
+    return float(dynamics.hyperparams.get("weight_decay", 0.0))
+
+
+DYNAMICS = {"sgd": sgd, "heavy_ball": heavy_ball, "nesterov": nesterov, "adam": adam, "adamw": adamw}
 
 
 def get_dynamics(name, **hyperparams):
-    """Dynamics by name (``sgd``, ``heavy_ball``, ``nesterov``, ``adam``)."""
+    """Dynamics by name (``sgd``, ``heavy_ball``, ``nesterov``, ``adam``, ``adamw``)."""
     check_choice("dynamics", name, tuple(DYNAMICS))
     return DYNAMICS[name](**hyperparams)

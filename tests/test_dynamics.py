@@ -64,10 +64,65 @@ def test_adam_by_hand(wd):
     assert s.count == 5
 
 
+@pytest.mark.parametrize("tau", [0.0, 0.5])
+def test_heavy_ball_dampening_by_hand(tau):
+    """torch SGD(dampening=τ): the first buffer is g (clone, undamped), then v ← μv + (1−τ)g."""
+    rng = np.random.default_rng(3)
+    w, v, mu, wd = rng.standard_normal(4), np.zeros(4), 0.9, 0.02
+    dyn = D.heavy_ball(mu, wd, dampening=tau)
+    s = dyn.init(w)
+    for k, g in enumerate(_grads(rng, 4, 4)):
+        geff = g + wd * w
+        v = geff if k == 0 else mu * v + (1 - tau) * geff
+        w = w - 0.1 * v
+        s = dyn.step(s, 0.1, g)
+        np.testing.assert_allclose(s.w, w, rtol=1e-14)
+    assert dyn.hyperparams.get("dampening", 0.0) == tau
+    assert D.get_dynamics("heavy_ball", **dyn.hyperparams).hyperparams == dyn.hyperparams
+
+
+def test_nesterov_rejects_dampening_as_torch():
+    with pytest.raises(ValueError, match="dampening must be 0 for nesterov"):
+        D.nesterov(0.9, dampening=0.1)
+    with pytest.raises(ValueError, match="dampening must lie in"):
+        D.heavy_ball(0.9, dampening=1.5)
+
+
+@pytest.mark.parametrize("eps_root", [0.0, 1e-6])
+def test_adamw_by_hand(eps_root):
+    """torch AdamW: w ← w(1 − ηλ), then w ← w − η m̂/(√v̂ + ε) with moments of the raw g."""
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal(3)
+    b1, b2, eps, lam = 0.9, 0.99, 1e-8, 0.1
+    dyn = D.adamw(b1, b2, eps, weight_decay=lam, eps_root=eps_root)
+    s = dyn.init(w)
+    m = v = np.zeros(3)
+    for k, g in enumerate(_grads(rng, 3, 5), start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g ** 2
+        mhat, vhat = m / (1 - b1 ** k), v / (1 - b2 ** k)
+        w = w * (1 - 0.01 * lam) - 0.01 * mhat / (np.sqrt(vhat + eps_root) + eps)
+        s = dyn.step(s, 0.01, g)
+        np.testing.assert_allclose(s.w, w, rtol=1e-13)
+    assert D.l2_weight_decay(dyn) == 0.0 and D.l2_weight_decay(D.adam(weight_decay=0.1)) == 0.1
+    assert D.get_dynamics("adamw").hyperparams["weight_decay"] == 1e-2   # torch's default
+
+
+@given(w=vec, seed=st.integers(0, 2 ** 16))
+def test_adamw_without_decay_is_adam(w, seed):
+    rng = np.random.default_rng(seed)
+    a, b = D.adamw(weight_decay=0.0), D.adam()
+    s1, s2 = a.init(w), b.init(w)
+    for _ in range(3):
+        g = rng.standard_normal(w.size)
+        s1, s2 = a.step(s1, 0.01, g), b.step(s2, 0.01, g)
+    np.testing.assert_array_equal(D.pack(s1), D.pack(s2))
+
+
 @given(w=vec, seed=st.integers(0, 2 ** 16))
 def test_zero_eta_leaves_weights(w, seed):
     g = np.random.default_rng(seed).standard_normal(w.size)
-    for dyn in (D.sgd(0.1), D.heavy_ball(), D.nesterov(), D.adam()):
+    for dyn in (D.sgd(0.1), D.heavy_ball(dampening=0.5), D.nesterov(), D.adam(), D.adamw()):
         assert np.array_equal(dyn.step(dyn.init(w), 0.0, g).w, w)
 
 

@@ -15,6 +15,9 @@ ALL = {
     "nesterov": lambda: D.nesterov(0.8, weight_decay=0.1),
     "adam": lambda: D.adam(weight_decay=0.1),
     "adam_eps_root": lambda: D.adam(eps=1e-3, eps_root=1e-6),
+    "heavy_ball_dampening": lambda: D.heavy_ball(0.9, weight_decay=0.1, dampening=0.3),
+    "adamw": lambda: D.adamw(weight_decay=0.1),
+    "adamw_eps_root": lambda: D.adamw(eps=1e-3, eps_root=1e-6, weight_decay=0.05),
 }
 
 

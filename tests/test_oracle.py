@@ -16,9 +16,12 @@ DYNAMICS = {
     "heavy_ball": lambda wd: D.heavy_ball(0.9, weight_decay=wd),
     "nesterov": lambda wd: D.nesterov(0.8, weight_decay=wd),
     "adam": lambda wd: D.adam(weight_decay=wd),
+    "adamw": lambda wd: D.adamw(weight_decay=wd),
+    "heavy_ball_dampening": lambda wd: D.heavy_ball(0.9, weight_decay=wd, dampening=0.3),
 }
 #: largest η per dynamics keeping T ≤ 12 steps finite and well-conditioned on every problem
-ETA_MAX = {"sgd": 0.01, "heavy_ball": 0.002, "nesterov": 0.002, "adam": 0.05}
+ETA_MAX = {"sgd": 0.01, "heavy_ball": 0.002, "nesterov": 0.002, "adam": 0.05, "adamw": 0.05,
+           "heavy_ball_dampening": 0.002}
 
 
 def noisy_quadratic():
@@ -101,6 +104,24 @@ def test_prefix_rows_are_hypergradients_of_prefix_runs(dname):
     for t in (1, 4, 7):
         np.testing.assert_allclose(J[t, :t], hypergradient(problem, dyn, eta[:t], 3).grad,
                                    rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("dname", ["heavy_ball_dampening", "adamw"])
+def test_prefix_with_a_step_dependent_objective(dname):
+    """objective_grad(t, w) = ∇L_t(w) (the minibatch loss of step t): row t of J is the
+    hypergradient of the t-step run whose objective is L_t, an independent reverse sweep."""
+    problem, dyn = PROBLEMS["noisy_quadratic"](), DYNAMICS[dname](0.1)
+    eta = ETA_MAX[dname] * np.linspace(1.0, 0.2, 6)
+    J = prefix_hypergradients(problem, dyn, eta, seed=3,
+                              objective_grad=lambda t, w: problem.value_and_grad(w, problem.batch(t, 3))[1])
+    for t in (1, 3, 6):
+        xi = problem.batch(t, 3)
+        p_t = problem._replace(objective=lambda w, xi=xi: problem.loss(w, xi),
+                               objective_grad=lambda w, xi=xi: problem.value_and_grad(w, xi)[1])
+        np.testing.assert_allclose(J[t, :t], hypergradient(p_t, dyn, eta[:t], 3).grad, rtol=1e-10)
+    assert not np.allclose(J[3, :3], prefix_hypergradients(problem, dyn, eta, seed=3)[3, :3])
+    with pytest.raises(TypeError, match="objective_grad"):
+        prefix_hypergradients(problem, dyn, eta, objective_grad="loss")
 
 
 @pytest.mark.parametrize("dname", sorted(DYNAMICS))

@@ -15,9 +15,11 @@ DYNAMICS = {
     "heavy_ball": lambda wd: D.heavy_ball(0.9, weight_decay=wd),
     "nesterov": lambda wd: D.nesterov(0.8, weight_decay=wd),
     "adam": lambda wd: D.adam(weight_decay=wd),
+    "adamw": lambda wd: D.adamw(weight_decay=wd),
 }
+COUPLED = sorted(set(DYNAMICS) - {"adamw"})     # weight decay in the gradient: L + λ/2‖w‖²
 TOYS = {"beale": lambda: problems.beale(w0=(0.5, 0.8)), "bukin": lambda: problems.bukin(w0=(-5.0, 1.0))}
-ETA0 = {"sgd": 1e-3, "heavy_ball": 1e-4, "nesterov": 1e-4, "adam": 1e-2}
+ETA0 = {"sgd": 1e-3, "heavy_ball": 1e-4, "nesterov": 1e-4, "adam": 1e-2, "adamw": 1e-2}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_hd_on_mnist_with_validation_objective(mnist_small):
     np.testing.assert_allclose(tr.diagnostics["hd"][1:], [J[t, t - 1] for t in range(1, 6)], rtol=1e-10)
 
 
-@pytest.mark.parametrize("dyn", sorted(DYNAMICS))
+@pytest.mark.parametrize("dyn", COUPLED)
 def test_train_objective_includes_weight_decay(dyn):
     """objective="train": h_t = ∂(L + λ/2‖w‖²)(w_t)/∂η_{t−1}, i.e. g_t includes λ w_t."""
     lam = 0.3
@@ -66,6 +68,25 @@ def test_train_objective_includes_weight_decay(dyn):
     # Without λ w_t the one-step hypergradient is a different number (the rejected choice).
     tr_val = run(base, dynamics, rules.hd(1e-6, objective="validation"), ETA0[dyn], 10)
     assert np.max(np.abs(tr_val.diagnostics["hd"][1:] - oracle) / np.abs(oracle)) > 1e-3
+
+
+def test_train_objective_under_adamw_is_the_loss(mnist_small):
+    """AdamW (decoupled decay): objective="train" is h_t = ∂L_t(w_t)/∂η_{t−1}, the loss whose
+    gradient AdamW is fed (torch's p.grad); ∂(L_t + λ/2‖w‖²)/∂η_{t−1} is a different number."""
+    problem, lam = mnist_small, 0.1
+    dynamics = D.adamw(weight_decay=lam)
+    tr = run(problem, dynamics, rules.hd(1e-6, objective="train"), 1e-3, 8)
+
+    def loss_grad(t, w):
+        return problem.value_and_grad(w, problem.batch(t, 0))[1]
+
+    J = prefix_hypergradients(problem, dynamics, tr.etas, objective_grad=loss_grad)
+    oracle = np.array([J[t, t - 1] for t in range(1, 8)])
+    np.testing.assert_allclose(tr.diagnostics["hd"][1:], oracle, rtol=1e-10)
+    J_l2 = prefix_hypergradients(problem, dynamics, tr.etas,
+                                 objective_grad=lambda t, w: loss_grad(t, w) + lam * w)
+    rejected = np.array([J_l2[t, t - 1] for t in range(1, 8)])
+    assert np.max(np.abs(rejected - oracle) / np.abs(oracle)) > 1e-3
 
 
 def _replay_lop(h, eta0, beta, lop, mu=0.9, b1=0.9, b2=0.999, eps=1e-8):

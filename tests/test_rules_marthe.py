@@ -13,9 +13,10 @@ DYNAMICS = {
     "heavy_ball": lambda: D.heavy_ball(0.9, weight_decay=0.1),
     "nesterov": lambda: D.nesterov(0.8, weight_decay=0.1),
     "adam": lambda: D.adam(weight_decay=0.1),
+    "adamw": lambda: D.adamw(weight_decay=0.1),
 }
 TOYS = {"beale": lambda: problems.beale(w0=(0.5, 0.8)), "bukin": lambda: problems.bukin(w0=(-5.0, 1.0))}
-ETA0 = {"sgd": 1e-3, "heavy_ball": 1e-4, "nesterov": 1e-4, "adam": 1e-2}
+ETA0 = {"sgd": 1e-3, "heavy_ball": 1e-4, "nesterov": 1e-4, "adam": 1e-2, "adamw": 1e-2}
 
 
 @pytest.fixture(scope="module")

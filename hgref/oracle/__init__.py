@@ -87,13 +87,18 @@ def hypergradient(problem, dynamics, schedule, seed=0, method="reverse", *, chec
 
 
 @library_call
-def prefix_hypergradients(problem, dynamics, schedule, seed=0) -> np.ndarray:
+def prefix_hypergradients(problem, dynamics, schedule, seed=0, *, objective_grad=None) -> np.ndarray:
     """All prefix hypergradients J[t, i] = ∂E(w_t)/∂η_i, shape (T+1, T) (forward mode).
 
     J[t, i] = Ẋ_t[:d, i]ᵀ ∇E(w_t) for i < t and 0 for i ≥ t (η_i acts after step i);
     row 0 is zero and row T is ∇f_T. The online rules are checked against it: MARTHE
     with fixed μ (Eq. 9) has Δη_t = Σ_{i<t} μ^{t−1−i} J[t, i]; HD has h_t = J[t, t−1].
     Costs one ∇E per step on top of forward mode.
+
+    ``objective_grad(t, w) -> ∇Obj_t(w)`` (shape (d,)) replaces E by another objective that
+    may depend on the step, e.g. the minibatch training loss L_t (what HD's ``"train"``
+    estimates): then J[t, i] = Ẋ_t[:d, i]ᵀ ∇Obj_t(w_t), row T included.
+    (:mod:`hgref.testing.objectives` builds the usual ones.)
 
     >>> from hgref import problems, dynamics
     >>> J = prefix_hypergradients(problems.beale(), dynamics.sgd(), [0.01] * 4)
@@ -102,4 +107,7 @@ def prefix_hypergradients(problem, dynamics, schedule, seed=0) -> np.ndarray:
     """
     schedule = check_schedule(schedule)
     check_int("seed", seed, low=0)
-    return forward(problem, dynamics, schedule, seed, prefix=True)[1]
+    if objective_grad is not None and not callable(objective_grad):
+        raise TypeError(f"objective_grad must be a callable (t, w) -> gradient or None, got "
+                        f"{type(objective_grad).__name__}")
+    return forward(problem, dynamics, schedule, seed, prefix=True, objective_grad=objective_grad)[1]

@@ -51,9 +51,10 @@ def _apply_a(problem, dynamics, state, batch, eta, rows):
     return out
 
 
-def forward(problem, dynamics, schedule, seed, *, prefix=False):
+def forward(problem, dynamics, schedule, seed, *, prefix=False, objective_grad=None):
     """Forward mode (MARTHE Eq. 3–4): returns ``(f_T, ∇f_T)`` or, with ``prefix``,
-    ``(f_T, J)`` with J[t, i] = ∂E(w_t)/∂η_i, shape (T+1, T).
+    ``(f_T, J)`` with J[t, i] = ∂E(w_t)/∂η_i, shape (T+1, T) — or ∂Obj_t(w_t)/∂η_i with
+    ``objective_grad(t, w) = ∇Obj_t(w)`` (prefix only; f_T stays E(w_T)).
 
     Cost: Σ_t min(t, n) tangent products (n ≤ DENSE_MAX_STATE) or T(T−1)/2 (larger n);
     memory: the (T, n) tangent Ẋ.
@@ -79,14 +80,16 @@ def forward(problem, dynamics, schedule, seed, *, prefix=False):
             if not np.all(np.isfinite(state.w)):
                 raise DivergenceError(t, "weights", _where(problem, dynamics, eta))
             if prefix and t + 1 < T:
-                J[t + 1, :t + 1] = Z[:t + 1, :d] @ problem.objective_grad(state.w)
+                gobj = (problem.objective_grad(state.w) if objective_grad is None
+                        else objective_grad(t + 1, state.w))
+                J[t + 1, :t + 1] = Z[:t + 1, :d] @ gobj
     value = final_objective(problem, state, T)
     with np.errstate(over="ignore", invalid="ignore"):
         grad = Z[:, :d] @ problem.objective_grad(state.w)
     if not np.all(np.isfinite(grad)):
         raise DivergenceError(T, "hypergradient", _where(problem, dynamics, float(schedule[-1])))
     if prefix:
-        J[T] = grad
+        J[T] = grad if objective_grad is None else Z[:, :d] @ objective_grad(T, state.w)
         return value, J
     return value, grad
 

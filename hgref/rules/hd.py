@@ -17,6 +17,14 @@ dynamics, weight decay included).
   g_t. Evidence: only with λ w_t does h_t equal the oracle's ∂(L + λ/2‖w‖²)(w_t)/∂η_{t−1}
   (test ``test_train_objective_includes_weight_decay``); it is also what torch's
   ``weight_decay`` gradient (and Baydin et al.'s released SGD-HD) uses.
+  Under AdamW (decoupled decay, ``w ← w(1 − ηλ) − η m̂/(√v̂+ε)``) λ/2‖w‖² is not part of
+  the training loss: Obj = L_t and ∇Obj(w_t) = ∇L_t(w_t)
+  (:func:`hgref.dynamics.l2_weight_decay` is 0). Decision: "train" is the loss whose
+  gradient the dynamics is fed — ∇L_t + λw for coupled decay, ∇L_t for AdamW, i.e. torch's
+  ``p.grad`` in both. Evidence (test ``test_train_objective_under_adamw_is_the_loss``):
+  h_t equals the oracle's ∂L_t(w_t)/∂η_{t−1} (``prefix_hypergradients(objective_grad=)``)
+  under AdamW to 1e-10, while the rejected ∂(L_t + λ/2‖w‖²)(w_t)/∂η_{t−1} differs from it by
+  λ w_t·d_{t−1}, more than 1e-3 relative (MNIST MLP 784-8-10, minibatches, λ = 0.1).
   ``"validation"``: Obj = E, ∇E(w_t) = ``obs.objective_grad()`` (MARTHE's setting).
 
 Learning-rate update (η_0 = eta0; h_t enters from t = 1 on):
@@ -39,6 +47,7 @@ import math
 from typing import NamedTuple
 
 from .._checks import check_choice, check_scalar, check_unit_interval
+from ..dynamics import l2_weight_decay
 from .base import Rule
 
 __all__ = ["hd", "HDState", "LOPS", "OBJECTIVES", "objective_gradient", "one_step_hypergradient",
@@ -57,10 +66,10 @@ class HDState(NamedTuple):
 
 
 def objective_gradient(obs, objective):
-    """∇Obj(w_t): ∇L_t(w_t) + λ w_t (``"train"``) or ∇E(w_t) (``"validation"``)."""
+    """∇Obj(w_t): ∇L_t(w_t) + λ w_t (``"train"``; λ = 0 under AdamW) or ∇E(w_t) (``"validation"``)."""
     if objective == "validation":
         return obs.objective_grad()
-    wd = obs.dynamics.hyperparams.get("weight_decay", 0.0)
+    wd = l2_weight_decay(obs.dynamics)
     return obs.grad() + wd * obs.w if wd else obs.grad()
 
 

@@ -9,9 +9,12 @@ directory is importable) to one of:
   ``--mu``;
 * with ``--rule``: a NumPy factory ``make_rule(case) -> hgref.rules.Rule`` (or a Rule).
 
-Prints the per-case table (``--json``: the report as JSON, with per-step values) and writes
-the JSON report to ``OUT/check/report.json``; exit code 0 when every checked case passes, 1
-when one fails, 2 on a usage error.
+``--mode own`` checks a torch optimizer on its own update (no declaration; finite differences
+through copies of it), ``--objective`` declares what its estimate differentiates
+(``validation``, ``loss``, ``train``). Prints the per-case table (``--json``: the report as JSON,
+with per-step values) and writes the JSON report to ``OUT/check/report.json``; exit code 0 when
+the verdict is PASSED, 1 when a case fails, 3 when it is INCOMPLETE (fewer than the matrix cases
+of the optimizer's own dynamics were checked), 2 on a usage error.
 """
 from __future__ import annotations
 
@@ -59,8 +62,16 @@ def add_check_command(sub):
                    help="the estimator's discount: 0 (HD), 1 (RTHO), a MARTHE mu; with --rule also "
                         "the name of the info entry holding mu_t (e.g. mu)")
     p.add_argument("--rule", action="store_true", help="TARGET is a NumPy rule factory case -> Rule")
-    p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
-    p.add_argument("--rtol", type=float, default=1e-10, help="per-step relative tolerance (default 1e-10)")
+    p.add_argument("--cases", default=None, help="comma-separated case names, dynamics or matrix "
+                   "columns (e.g. adam,first_steps; default: all)")
+    p.add_argument("--mode", choices=("declared", "own"), default="declared",
+                   help="declared: the case's hgref dynamics, exact oracle (default); own: the "
+                        "optimizer's own update, finite differences through it (torch only)")
+    p.add_argument("--objective", choices=("validation", "loss", "train"), default=None,
+                   help="what the estimate differentiates: validation E (default), minibatch loss "
+                        "L_t, or train = L_t + coupled weight decay (what p.grad holds)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="per-step relative tolerance (default 1e-10 declared, 1e-6 own)")
     p.add_argument("--atol", type=float, default=0.0, help="per-step absolute tolerance (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--out", type=Path, default=Path("results"),
@@ -93,16 +104,19 @@ def run_check(args):
     target = resolve(args.target)
     mu = _mu(args.mu, args.rule)
     data_dir = None if args.data_dir is None else str(args.data_dir)
-    common = dict(cases=cases, rtol=args.rtol, atol=args.atol, data_dir=data_dir, name=args.target)
+    common = dict(cases=cases, atol=args.atol, data_dir=data_dir, name=args.target,
+                  objective=args.objective)
     if args.rule or isinstance(target, Rule):
         from .battery import check_rule
         make_rule = (lambda case: target) if isinstance(target, Rule) else target
         if mu is None:
             raise ValueError("--mu is required for a rule: the discount of its estimate (0: HD, 1: RTHO)")
-        report = check_rule(make_rule, mu=mu, **common)
+        if args.mode != "declared":
+            raise ValueError("--mode own applies to torch optimizers; a rule runs hgref's dynamics")
+        report = check_rule(make_rule, mu=mu, rtol=1e-10 if args.rtol is None else args.rtol, **common)
     elif isinstance(target, TorchAdapter) or callable(target):
         from .torch_checks import check_torch_optimizer
-        report = check_torch_optimizer(target, mu=mu, **common)
+        report = check_torch_optimizer(target, mu=mu, mode=args.mode, rtol=args.rtol, **common)
     else:
         raise ValueError(f"{args.target} is a {type(target).__name__}: expected a TorchAdapter, a "
                          "factory (params, case) -> optimizer, or with --rule a factory case -> Rule")
@@ -113,5 +127,5 @@ def run_check(args):
     atomic_write_json(path, report.to_dict())
     if not report.passed:
         print(path, file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1 if report.failed else 3)
     return [path]

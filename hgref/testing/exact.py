@@ -5,6 +5,9 @@ An online rule estimates at step t (before choosing η_t) the discounted hypergr
 
     Δη_t = Σ_{i<t} (Π_{j=i+1}^{t−1} μ_j) ∂E(w_t)/∂η_i,        Δη_0 = 0,
 
+or the same with E replaced by the objective the estimator declares (``objective=``, e.g. the
+minibatch training loss L_t of HD's "train"; :mod:`hgref.testing.objectives`),
+
 which is HD's one-step h_t = ∂E(w_t)/∂η_{t−1} for μ ≡ 0, RTHO's Σ_{i<t} ∂E(w_t)/∂η_i for
 μ ≡ 1 and MARTHE's μ^{t−1−i}-weighted sum for a fixed μ. :func:`exact_hypergradients`
 computes it from the oracle's prefix hypergradients J[t, i] = ∂E(w_t)/∂η_i
@@ -56,8 +59,9 @@ def discount_matrix(mu, T) -> np.ndarray:
     return W
 
 
-def exact_hypergradients(problem, dynamics, schedule, *, mu=0.0, seed=0, prefix=None) -> np.ndarray:
-    """The exact Δη_t = Σ_{i<t} μ^{t−1−i} ∂E(w_t)/∂η_i for t = 0 … T−1 (module docstring).
+def exact_hypergradients(problem, dynamics, schedule, *, mu=0.0, seed=0, prefix=None,
+                         objective=None) -> np.ndarray:
+    """The exact Δη_t = Σ_{i<t} μ^{t−1−i} ∂Obj_t(w_t)/∂η_i for t = 0 … T−1 (module docstring).
 
     Args:
       problem, dynamics, schedule, seed: as :func:`hgref.oracle.hypergradient`; the
@@ -65,6 +69,8 @@ def exact_hypergradients(problem, dynamics, schedule, *, mu=0.0, seed=0, prefix=
       mu: fixed discount (0: HD's h_t = ∂E(w_t)/∂η_{t−1}; 1: RTHO) or the T per-step
         discounts μ_t of an adaptive rule.
       prefix: precomputed ``prefix_hypergradients(problem, dynamics, schedule, seed)``.
+      objective: ``"validation"`` (E, default), ``"loss"`` (L_t), ``"train"`` (L_t + λ/2‖w‖²,
+        coupled λ) or a callable ``f(w, batch)`` (:mod:`hgref.testing.objectives`).
 
     Returns:
       shape (T,) float64; entry 0 is 0.
@@ -78,7 +84,10 @@ def exact_hypergradients(problem, dynamics, schedule, *, mu=0.0, seed=0, prefix=
     W = discount_matrix(mu, T)
     if prefix is None:
         from ..oracle import prefix_hypergradients
-        prefix = prefix_hypergradients(problem, dynamics, schedule, seed=check_int("seed", seed))
+        from .objectives import resolve_objective
+        obj = resolve_objective(objective, problem, dynamics, check_int("seed", seed))
+        prefix = prefix_hypergradients(problem, dynamics, schedule, seed=seed,
+                                       objective_grad=None if obj.is_default else obj.grad)
     prefix = np.asarray(prefix, dtype=float)
     if prefix.shape != (T + 1, T):
         raise ValueError(f"prefix must have shape {(T + 1, T)}, got {prefix.shape}")
@@ -177,7 +186,7 @@ def failure_message(cmp: Comparison, case=None, mu=None, hint=None) -> str:
 
 
 def assert_hypergradient_close(estimates, problem, dynamics, schedule, *, mu=0.0, seed=0,
-                               rtol=1e-8, atol=0.0, case=None):
+                               rtol=1e-8, atol=0.0, case=None, objective=None):
     """Assert that per-step estimates Δη_t equal the exact discounted hypergradients.
 
     Args:
@@ -187,6 +196,8 @@ def assert_hypergradient_close(estimates, problem, dynamics, schedule, *, mu=0.0
       mu: the estimator's discount (0: HD, 1: RTHO, fixed-μ MARTHE) or per-step μ_t.
       rtol, atol: per-step tolerance ``|est − exact| ≤ atol + rtol·|exact|``.
       case: a name printed in the report (e.g. your test's parameter id).
+      objective: what the estimates differentiate: ``"validation"`` (E, default), ``"loss"``,
+        ``"train"`` or a callable ``f(w, batch)`` (:mod:`hgref.testing.objectives`).
 
     Raises:
       AssertionError: naming the case, the first diverging step with estimate, exact
@@ -198,7 +209,7 @@ def assert_hypergradient_close(estimates, problem, dynamics, schedule, *, mu=0.0
     >>> assert_hypergradient_close(tr.diagnostics["hypergradient"], p, dyn, tr.etas)
     """
     schedule = check_schedule(schedule)
-    exact = exact_hypergradients(problem, dynamics, schedule, mu=mu, seed=seed)
+    exact = exact_hypergradients(problem, dynamics, schedule, mu=mu, seed=seed, objective=objective)
     cmp = compare(estimates, exact, schedule, rtol=rtol, atol=atol)
     if not cmp.passed:
         raise AssertionError(failure_message(cmp, case, mu))

@@ -1,9 +1,10 @@
 """The dynamics Φ of :mod:`hgref.dynamics` on torch tensors, with their tangent maps.
 
 For one parameter tensor, ``direction`` is the η-free map ``(w, buffers, g) ↦ (d, new buffers)``
-of :mod:`hgref.dynamics` (torch.optim conventions: ``g ← g + λ w``; heavy-ball ``v ← μ v + g``,
-``d = v``; Nesterov ``d = g + μ v``; Adam ``d = (m/bc1)/(√v/√bc2 + ε)`` or
-``(m/bc1)/(√(v/bc2 + ε_root) + ε)``), and ``direction_jvp`` its directional derivative
+of :mod:`hgref.dynamics` (torch.optim conventions: ``g ← g + λ w``; heavy-ball ``v ← μ v + (1−τ) g``
+(``v = g`` on the first step), ``d = v``; Nesterov ``d = g + μ v``; Adam ``d = (m/bc1)/(√v/√bc2 + ε)``
+or ``(m/bc1)/(√(v/bc2 + ε_root) + ε)``; AdamW: the Adam direction of the raw g plus ``λ w``),
+and ``direction_jvp`` its directional derivative
 
     (δd, δb) = ∂D/∂x z + ∂D/∂g δg,    δg = ∇²L z_w
 
@@ -20,7 +21,19 @@ import torch
 
 __all__ = ["BUFFERS", "direction", "direction_jvp", "sqrt0"]
 
-BUFFERS = {"sgd": (), "heavy_ball": ("velocity",), "nesterov": ("velocity",), "adam": ("m", "v")}
+BUFFERS = {"sgd": (), "heavy_ball": ("velocity",), "nesterov": ("velocity",), "adam": ("m", "v"),
+           "adamw": ("m", "v")}
+
+
+def _decays(name, hp):
+    """(coupled λ added to g, decoupled λ added to d): AdamW's decay is decoupled."""
+    return (0.0, hp["weight_decay"]) if name == "adamw" else (hp["weight_decay"], 0.0)
+
+
+def _damping(hp, count):
+    """Weight of g in the new velocity: 1 on the first step (torch's buf = g.clone()), then 1 − τ."""
+    tau = hp.get("dampening", 0.0)
+    return 1.0 if count == 0 or not tau else 1.0 - tau
 
 
 class _Sqrt0(torch.autograd.Function):
@@ -50,12 +63,14 @@ def direction(name, hp, w, buffers, grad, count):
 
     Out-of-place throughout, so the same code is differentiated by :mod:`hgref.torch.lrs_opt`.
     """
-    g = grad.add(w, alpha=hp["weight_decay"]) if hp["weight_decay"] else grad
+    wd, dwd = _decays(name, hp)
+    g = grad.add(w, alpha=wd) if wd else grad
     if name == "sgd":
         return g, ()
     if name in ("heavy_ball", "nesterov"):
-        mu = hp["momentum"]
-        v = torch.add(g, buffers[0], alpha=mu) if mu else g.clone()
+        mu, c = hp["momentum"], _damping(hp, count)
+        gc = g if c == 1.0 else g.mul(c)
+        v = torch.add(gc, buffers[0], alpha=mu) if mu else gc.clone()
         return (torch.add(g, v, alpha=mu) if name == "nesterov" else v), (v,)
     b1, b2 = hp["b1"], hp["b2"]
     m = buffers[0].mul(b1).add(g, alpha=1 - b1)
@@ -66,7 +81,8 @@ def direction(name, hp, w, buffers, grad, count):
         denom = v.div(bc2).add(hp["eps_root"]).sqrt().add(hp["eps"])
     else:
         denom = sqrt0(v).div(math.sqrt(bc2)).add(hp["eps"])
-    return m.div(bc1).div(denom), (m, v)
+    d = m.div(bc1).div(denom)
+    return (d.add(w, alpha=dwd) if dwd else d), (m, v)
 
 
 def direction_jvp(name, hp, w, buffers, grad, count, new_buffers, zw, zbuffers, hz):
@@ -75,15 +91,16 @@ def direction_jvp(name, hp, w, buffers, grad, count, new_buffers, zw, zbuffers, 
     ``grad`` is ∇L_t(w) without weight decay, ``new_buffers`` the buffers returned by
     :func:`direction`, ``zw`` / ``zbuffers`` the tangent of (w, buffers) and ``hz`` = ∇²L_t z_w.
     """
-    dg = hz.add(zw, alpha=hp["weight_decay"]) if hp["weight_decay"] else hz
+    wd, dwd = _decays(name, hp)
+    dg = hz.add(zw, alpha=wd) if wd else hz
     if name == "sgd":
         return dg, ()
     if name in ("heavy_ball", "nesterov"):
-        mu = hp["momentum"]
-        dv = torch.add(dg, zbuffers[0], alpha=mu)
+        mu, c = hp["momentum"], _damping(hp, count)
+        dv = torch.add(dg if c == 1.0 else dg.mul(c), zbuffers[0], alpha=mu)
         return (torch.add(dg, dv, alpha=mu) if name == "nesterov" else dv), (dv,)
     b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
-    g = grad.add(w, alpha=hp["weight_decay"]) if hp["weight_decay"] else grad
+    g = grad.add(w, alpha=wd) if wd else grad
     m, v = new_buffers
     dm = zbuffers[0].mul(b1).add_(dg, alpha=1 - b1)
     dv = zbuffers[1].mul(b2).addcmul_(g, dg, value=2 * (1 - b2))
@@ -100,4 +117,4 @@ def direction_jvp(name, hp, w, buffers, grad, count, new_buffers, zw, zbuffers, 
     denom = root.add_(eps)
     # d = m / (bc1 denom):  δd = (δm − m δdenom / denom) / (bc1 denom)
     dd = dm.sub(m.mul(droot).div_(denom)).div_(denom).div_(bc1)
-    return dd, (dm, dv)
+    return (dd.add_(zw, alpha=dwd) if dwd else dd), (dm, dv)

@@ -70,7 +70,8 @@ def mlp_forward(w, widths, X):
 
 
 def _hp(dynamics, hyperparams):
-    hp = {"momentum": 0.9, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "eps_root": 0.0, "weight_decay": 0.0}
+    hp = {"momentum": 0.9, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "eps_root": 0.0, "weight_decay": 0.0,
+          "dampening": 0.0}
     unknown = set(hyperparams) - set(hp)
     if unknown:
         raise ValueError(f"Invalid dynamics hyperparameter(s) {sorted(unknown)}; accepted: {sorted(hp)}")
@@ -130,14 +131,14 @@ def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_e
     Args:
       tp: a :class:`hgref.torch.mnist.TorchMNIST` (from :func:`hgref.torch.mnist.mnist_torch`).
       schedule: η, shape (T,), learning rates ≥ 0 (NumPy or torch).
-      dynamics: ``"sgd"``, ``"heavy_ball"``, ``"nesterov"`` or ``"adam"``.
+      dynamics: ``"sgd"``, ``"heavy_ball"``, ``"nesterov"``, ``"adam"`` or ``"adamw"``.
       seed: fixes the minibatch sequence ``tp.batch(t, seed)``.
       checkpoint_every: keep every k-th state only and recompute segments (memory
         O(T/k + k) states instead of T states and gradients; ≈ one more forward sweep);
         ``None``: store every state; ``"auto"`` (default): store every state if that takes
         at most half the free memory of ``tp``'s device, else k = ⌈√T⌉. The result is
         bitwise the same for every k.
-      **hyperparams: momentum, b1, b2, eps, eps_root, weight_decay of the dynamics.
+      **hyperparams: momentum, dampening, b1, b2, eps, eps_root, weight_decay of the dynamics.
 
     Returns:
       ``(value, grad)``: a 0-d tensor and a tensor of shape (T,) (``tp``'s dtype and device).

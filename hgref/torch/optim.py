@@ -1,7 +1,7 @@
 """hgref's online learning-rate rules as one ``torch.optim.Optimizer``.
 
 :class:`HypergradientOptimizer` runs a dynamics Φ of :mod:`hgref.dynamics` (``sgd``,
-``heavy_ball``, ``nesterov``, ``adam``, weight decay λ) whose scalar learning rate η of each
+``heavy_ball``, ``nesterov``, ``adam``, ``adamw``, weight decay λ) whose scalar learning rate η of each
 param group is chosen online by a rule of :mod:`hgref.rules`:
 
 * ``"hd"`` — hypergradient descent, h_t = −∇Obj(w_t)·d_{t−1} (Baydin et al. 2018; lop
@@ -95,6 +95,7 @@ def _check_group(g):
     _check_real("eps", g["eps"], label="epsilon value")
     _check_real("eps_root", g["eps_root"], label="eps_root value")
     _check_real("weight_decay", g["weight_decay"], label="weight_decay value")
+    _check_real("dampening", g["dampening"], high=1.0, label="dampening value")
     _check_real("hyper_lr", g["hyper_lr"], label="hyper_lr (hypergradient step size beta)")
     _check_real("lop_momentum", g["lop_momentum"], high=1.0, label="lop_momentum value")
     for i, b in enumerate(g["lop_betas"]):
@@ -110,7 +111,8 @@ def _check_group(g):
 def _hp(group):
     b1, b2 = group["betas"]
     return {"momentum": group["momentum"], "b1": b1, "b2": b2, "eps": group["eps"],
-            "eps_root": group["eps_root"], "weight_decay": group["weight_decay"]}
+            "eps_root": group["eps_root"], "weight_decay": group["weight_decay"],
+            "dampening": group["dampening"]}
 
 
 def _axpy_(x, d, neg_eta):
@@ -135,11 +137,13 @@ class HypergradientOptimizer(Optimizer):
     Args:
       params: iterable of parameters or of param-group dicts (each group has one scalar η).
       lr: η_0, the initial learning rate (> = 0).
-      dynamics: ``"sgd"``, ``"heavy_ball"``, ``"nesterov"`` or ``"adam"``.
+      dynamics: ``"sgd"``, ``"heavy_ball"``, ``"nesterov"``, ``"adam"`` or ``"adamw"``.
       rule: ``"hd"``, ``"rtho"``, ``"marthe"`` or ``"constant"``.
-      momentum: μ of heavy-ball / Nesterov (torch ``SGD(momentum=μ)``).
+      momentum, dampening: μ and τ of heavy-ball / Nesterov (torch ``SGD(momentum=μ,
+        dampening=τ)``; τ must be 0 for Nesterov, as in torch).
       betas, eps, eps_root: Adam's (β1, β2), ε outside and ε_root inside the square root.
-      weight_decay: λ, added to the gradient (``g ← g + λ w``, torch convention).
+      weight_decay: λ, added to the gradient (``g ← g + λ w``, torch convention); for
+        ``"adamw"`` decoupled (``w ← w(1 − ηλ)``, torch ``AdamW``).
       hyper_lr: β, the hypergradient step size (HD, RTHO, MARTHE with fixed β); for MARTHE
         with ``adapt_beta`` it is the step size of the β update and β_0 = ``beta0``.
         Required for ``rule="hd"`` (``0`` keeps η fixed, e.g. to check the estimate);
@@ -165,7 +169,8 @@ class HypergradientOptimizer(Optimizer):
     def __init__(self, params, lr, dynamics="sgd", rule="hd", *, momentum=0.9, betas=(0.9, 0.999),
                  eps=1e-8, eps_root=0.0, weight_decay=0.0, hyper_lr=None, lop="sgd",
                  lop_momentum=0.9, lop_betas=(0.9, 0.999), lop_eps=1e-8, mu="adaptive",
-                 adapt_beta=True, beta0=0.0, objective=None, process_group=None, sync_lr=True):
+                 adapt_beta=True, beta0=0.0, objective=None, process_group=None, sync_lr=True,
+                 dampening=0.0):
         self.dynamics = _check_choice("dynamics", dynamics, tuple(BUFFERS))
         self.rule = _check_choice("rule", rule, RULES)
         self.lop = _check_choice("lop", lop, LOPS)
@@ -177,11 +182,13 @@ class HypergradientOptimizer(Optimizer):
         defaults = dict(lr=lr, momentum=momentum, betas=tuple(betas), eps=eps, eps_root=eps_root,
                         weight_decay=weight_decay, hyper_lr=0.0 if hyper_lr is None else hyper_lr,
                         lop_momentum=lop_momentum, lop_betas=tuple(lop_betas), lop_eps=lop_eps, mu=mu,
-                        adapt_beta=adapt_beta, beta0=beta0)
+                        adapt_beta=adapt_beta, beta0=beta0, dampening=dampening)
         _check_group(defaults)
         if hyper_lr is None and rule == "hd":   # HD with β = 0 would silently never adapt η
             raise ValueError("Invalid hyper_lr: None; rule 'hd' needs hyper_lr=β, the hypergradient "
                              "step size (> 0 adapts η; 0 keeps η fixed)")
+        if dynamics == "nesterov" and dampening != 0:
+            raise ValueError("Invalid dampening: Nesterov momentum requires zero dampening")
         self._scheduler_checked = rule == "constant"
         self._gstate = []
         self._objective_grad = None
@@ -361,7 +368,8 @@ class HypergradientOptimizer(Optimizer):
                 st["lr_written"] = group["lr"]
 
         needs_og = (self.rule == "hd" and t > 0) or (tangent and t > 0)
-        wds = [g["weight_decay"] for g, m in zip(groups, members) for _ in m]
+        wds = [0.0 if self.dynamics == "adamw" else g["weight_decay"]   # AdamW: L_t only
+               for g, m in zip(groups, members) for _ in m]
         og = self._objective_grads(params, grads, objective_closure, wds) if needs_og else None
         self._objective_grad = None
         ogi = {id(p): g for p, g in zip(params, og)} if og is not None else {}
