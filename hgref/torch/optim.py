@@ -184,11 +184,11 @@ class HypergradientOptimizer(Optimizer):
                         lop_momentum=lop_momentum, lop_betas=tuple(lop_betas), lop_eps=lop_eps, mu=mu,
                         adapt_beta=adapt_beta, beta0=beta0, dampening=dampening)
         _check_group(defaults)
+        if dynamics == "nesterov" and dampening != 0:
+            raise ValueError("Invalid dampening: Nesterov momentum requires zero dampening")
         if hyper_lr is None and rule == "hd":   # HD with β = 0 would silently never adapt η
             raise ValueError("Invalid hyper_lr: None; rule 'hd' needs hyper_lr=β, the hypergradient "
                              "step size (> 0 adapts η; 0 keeps η fixed)")
-        if dynamics == "nesterov" and dampening != 0:
-            raise ValueError("Invalid dampening: Nesterov momentum requires zero dampening")
         self._scheduler_checked = rule == "constant"
         self._gstate = []
         self._objective_grad = None
