@@ -22,16 +22,13 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-FORMATS = ("png", "svg", "pdf")
-
-
-def _formats(text):
-    fmts = tuple(f.strip() for f in text.split(",") if f.strip())
-    bad = [f for f in fmts if f not in FORMATS]
-    if bad or not fmts:
-        raise argparse.ArgumentTypeError(f"invalid format {','.join(bad) or text!r}; accepted values: {', '.join(FORMATS)}")
-    return tuple(dict.fromkeys(fmts))
-
+from ._argtypes import choices as _choices
+from ._argtypes import formats as _formats
+from ._argtypes import number as _number
+from ._argtypes import positive_float as _positive_float
+from ._argtypes import positive_int as _positive_int
+from ._argtypes import seed as _seed
+from ._argtypes import unit as _unit
 
 _DESCRIPTION = """\
 hgref: reference library for learning-rate hypergradients (exact oracle, HD, RTHO, MARTHE).
@@ -46,54 +43,6 @@ def _plain(doc):
     """A docstring as plain help text: ``x`` and :role:`x` become x."""
     text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc or "")
     return re.sub(r"``([^`]+)``", r"\1", text)
-
-
-def _choices(valid, aliases=None):
-    """Type for comma-separated lists drawn from ``valid`` (``aliases``: old spelling -> name)."""
-    aliases = aliases or {}
-
-    def parse(text):
-        items = tuple(aliases.get(s.strip(), s.strip()) for s in text.split(",") if s.strip())
-        bad = [s for s in items if s not in valid]
-        if bad or not items:
-            raise argparse.ArgumentTypeError(
-                f"invalid value {','.join(bad) or text!r}; accepted values (comma-separated): {', '.join(valid)}")
-        return tuple(dict.fromkeys(items))
-    parse.__name__ = "list"
-    return parse
-
-
-def _number(low=0.0, strict=True, integer=False):
-    def parse(text):
-        try:
-            value = int(text) if integer else float(text)
-        except ValueError:
-            kind = "an integer" if integer else "a number"
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-        if not (value > low if strict else value >= low) or value == float("inf"):
-            rel = ">" if strict else ">="
-            raise ArgumentTypeError(f"expected a finite value {rel} {low:g}, got {text!r}")
-        return value
-    parse.__name__ = "int" if integer else "float"
-    return parse
-
-
-def _unit(text):
-    """A number in [0, 1] (MARTHE's μ)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:     # also rejects nan
-        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text!r}")
-    return value
-
-
-_unit.__name__ = "float"
-ArgumentTypeError = argparse.ArgumentTypeError
-_positive_float = _number(0.0)
-_positive_int = _number(0, integer=True)
-_seed = _number(0, strict=False, integer=True)
 
 
 def _common(p, seeds, data=True):
