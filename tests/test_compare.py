@@ -93,7 +93,7 @@ def _main(*argv):
     return main(["compare", "--tiny", "--quiet", "--jobs", "1", *argv])
 
 
-def test_compare_tiny_end_to_end_resume_and_shared_lrs_opt(tmp_path):
+def test_compare_tiny_end_to_end_resume_and_shared_lrs_opt(tmp_path, mnist_data):
     from hgref.cli import main
     assert _main("--out", str(tmp_path), "--lrs-opt") == 0
     out = tmp_path / "compare"
@@ -128,7 +128,7 @@ def test_compare_tiny_end_to_end_resume_and_shared_lrs_opt(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == stamps
 
 
-def test_without_lrs_opt_records_the_reference_is_reported_missing(tmp_path):
+def test_without_lrs_opt_records_the_reference_is_reported_missing(tmp_path, mnist_data):
     assert _main("--out", str(tmp_path), "--tasks", "marthe_mlp", "--methods", "constant,dog") == 0
     data = json.loads((tmp_path / "compare" / "compare.json").read_text())
     assert data["summary"]["lrs_opt_missing_seeds"] == [0]
@@ -147,7 +147,7 @@ def test_bad_arguments_name_the_option(tmp_path, capsys, argv, message):
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_unusable_device_and_missing_peers_are_clear_errors(tmp_path, capsys, monkeypatch):
+def test_unusable_device_and_missing_peers_are_clear_errors(tmp_path, capsys, monkeypatch, mnist_data):
     import torch
     if not torch.cuda.is_available():
         assert _main("--out", str(tmp_path), "--device", "cuda") == 2

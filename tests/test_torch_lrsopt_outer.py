@@ -43,7 +43,7 @@ def test_torch_lrs_opt_follows_the_numpy_outer_loop():
     assert abs(res.fun - ref.fun) <= 1e-12 * abs(ref.fun)
 
 
-def test_paper_scale_command_tiny_on_cpu(tmp_path):
+def test_paper_scale_command_tiny_on_cpu(tmp_path, mnist_data):     # mnist_data: skipped offline
     argv = ["schedules", "--paper-scale", "--device", "cpu", "--hidden", "8", "--steps", "12", "--seed", "0",
             "--betas", "1e-2", "--mus", "0.9", "--lrs-opt-iterations", "2", "--lrs-opt-seeds", "1",
             "--out", str(tmp_path), "--quiet", "--jobs", "1"]
