@@ -29,8 +29,9 @@ for the methods whose iterates are scalar-η SGD (hgref's, D-Adapt SGD, DoG's it
 Schedule-Free SGD and Mechanic SGD it is plain SGD run with their η_t ("transplanted"); for the
 Adam-type ones it does not apply (their η_t is an Adam step size).
 
-Sized for ~30 min on 2 idle cores: ``hgref compare --lrs-opt`` (312 runs + 3 LRS-OPT) measured 24 min
-27 s wall under a 1-min load of 1.3–6.6 (median 4.7), 1243 CPU-seconds (2026-12-02).
+Sized for ~30 min on 2 cores: ``hgref compare --lrs-opt`` (318 runs, plus one 600-iteration LRS-OPT
+optimisation; two others reused from ``hgref schedules``) measured 21 min 49 s wall at a 1-min load
+of 1.2–2.8, 1584 CPU-seconds (2026-12-02).
 """
 from __future__ import annotations
 
