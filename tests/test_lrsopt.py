@@ -48,8 +48,12 @@ def test_chaotic_bukin_lbfgsb_honest_and_adam_beats_best_constant():
     """Smoothed Bukin, ε = 1e-4, T = 500: the best grid constant sits in a chaotic regime.
 
     Near the valley ∇²L ~ 1/√ε and constant-η runs turn chaotic: at the best constant
-    (η = 0.0562) ‖P∇f_T‖∞ = 3.1e128, so L-BFGS-B's line search fails at once — reported as
-    not stationary, never as a success, and the start is returned (never worse). The
+    (η = 0.0562) ‖P∇f_T‖∞ = 3.1e128, so L-BFGS-B's line search fails at once ("ABNORMAL")
+    — reported as not stationary, never as a success, and the best point evaluated is
+    returned (never worse than the start; which point that is depends on scipy's line
+    search: the start with scipy ≤ 1.14's Fortran L-BFGS-B, a trial point at f_T ≈ 0.1006
+    with 1.17's C port, where ‖P∇f_T‖∞ is still 4e67, so only those invariants are
+    asserted). The
     previous test (L-BFGS-B from 0.003 ends below the best constant) depended on rounding:
     it ended at 0.1073 vs 0.1042 after the written-out JVP/VJP. Projected Adam on the same
     fixed sequence (steps of ≈ lr whatever the gradient's scale) walks down the valley
@@ -61,8 +65,9 @@ def test_chaotic_bukin_lbfgsb_honest_and_adam_beats_best_constant():
     f_min = np.sqrt(np.sqrt(1e-4) + 1e-4)
     assert f_const > f_min + 1e-3      # room below the best constant
     res = lrs_opt(problem, dyn, "best-constant", steps=T, maxiter=5)
-    assert res.start == c and res.fun == f_const and not res.success and not res.stationary
-    assert res.grad_norm > 1e100 and "not stationary" in res.message
+    assert res.start == c and res.history[0] == f_const and res.fun <= f_const
+    assert not res.success and not res.stationary and "not stationary" in res.message
+    assert res.grad_norm > 1e50 and res.fun == hypergradient(problem, dyn, res.x).value
     adam_res = lrs_opt_stochastic(problem, dyn, np.full(T, 0.003), outer=adam(1e-4), iterations=150,
                                   fresh_batches=False)
     assert adam_res.fun < f_const and adam_res.fun < f_min + 1e-6 and np.all(adam_res.x >= 0)

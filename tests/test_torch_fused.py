@@ -88,6 +88,63 @@ def test_optimizer_fused_step_equals_double_backward(dyn, kw):
                                atol=1e-12 * float(ref_model.flat().abs().max()))
 
 
+@pytest.mark.parametrize("rule, kw", [
+    ("rtho", dict(objective="train")),
+    ("rtho", dict(objective="validation", weight_decay=1e-3)),
+    ("marthe", dict(objective="train", weight_decay=1e-3)),                 # adaptive μ and β
+    ("marthe", dict(objective="validation")),
+    ("marthe", dict(objective="train", mu=0.9, adapt_beta=False)),
+    ("marthe", dict(objective="train", mu=0.0, beta0=1e-3)),                # μ = 0: Z reset each step
+])
+@pytest.mark.parametrize("l2", [0.0, 1e-3])
+def test_sgd_fast_tangent_step_equals_double_backward(rule, kw, l2, monkeypatch):
+    """hgref.torch._fast (in-GEMM tangent update) against the generic double-backward step."""
+    from hgref.torch import _fast
+    calls = []
+    monkeypatch.setattr(_fast, "tangent_pass", lambda *a, **k: calls.append(1) or fused.tangent_pass(*a, **k))
+    tp = mnist_torch(mnist_mlp((8, 6), seed=0, batch_size=20, sizes=(200, 50, 50), l2=l2))
+    kw = dict(lr=0.05, dynamics="sgd", rule=rule, hyper_lr=1e-3, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # the reference closure's backward(create_graph)
+        ref_model, ref = _train(tp, 12, False, **kw)
+    assert not calls
+    model, opt = _train(tp, 12, True, **kw)
+    assert len(calls) == 11                       # every step after t = 0
+    for key in ref._gstate[0]["history"]:
+        np.testing.assert_allclose(opt.lr_history(key=key).numpy(), ref.lr_history(key=key).numpy(),
+                                   rtol=1e-11, atol=1e-300)
+    assert np.ptp(ref.lr_history().numpy()) > 0
+    scale = float(ref_model.flat().abs().max())
+    np.testing.assert_allclose(model.flat().numpy(), ref_model.flat().numpy(), rtol=0, atol=1e-12 * scale)
+    for p, q in zip(model.flat_parameters(), ref_model.flat_parameters()):
+        z, zr = opt.state[p]["z"], ref.state[q]["z"]
+        assert float((z - zr).abs().max()) <= 1e-11 * float(zr.abs().max().clamp_min(1e-300))
+        assert float((p.grad - q.grad).abs().max()) <= 1e-12 * float(q.grad.abs().max().clamp_min(1e-300))
+        if rule == "marthe":
+            assert torch.allclose(opt.state[p]["prev_d"], ref.state[q]["prev_d"], rtol=1e-11, atol=0)
+
+
+@pytest.mark.parametrize("scalars", ["float", "tensor"])
+def test_tangent_pass_equals_grad_and_hvp(scalars):
+    """v ← γv + α∇²L v in the backward GEMMs, with float and 0-d tensor coefficients (the device path)."""
+    g = torch.Generator().manual_seed(3)
+    m = MLP((6, 5, 4, 3), generator=g, dtype=torch.float64)
+    w = [p.detach() for p in m.flat_parameters()]
+    for p in w[1::2]:
+        p.normal_(generator=g)
+    X, y = torch.randn(7, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (7,), generator=g)
+    vs = [torch.randn(p.shape, generator=g, dtype=torch.float64) for p in w]
+    loss, grad, hvp = fused.grad_and_hvp(w, X, y, vs, 0.1)
+    coef = (-0.3, 0.7) if scalars == "float" else (torch.tensor(-0.3, dtype=torch.float64),
+                                                    torch.tensor(0.7, dtype=torch.float64))
+    seen, v2 = [], [v.clone() for v in vs]
+    l2_, g2, dl = fused.tangent_pass(w, X, y, v2, lambda L, d: coef, 0.1, lambda i, gi: seen.append(i))
+    assert sorted(seen) == list(range(len(w))) and float(abs(l2_ - loss)) <= 1e-15
+    assert _max_rel(g2, grad) <= 1e-14
+    assert abs(float(dl) - sum(float((a * b).sum()) for a, b in zip(grad, vs))) <= 1e-13
+    assert _max_rel(v2, [0.7 * v - 0.3 * h for v, h in zip(vs, hvp)]) <= 1e-14
+
+
 def test_mlp_closure_is_a_plain_closure_too():
     tp = mnist_torch(mnist_mlp((8,), seed=0, batch_size=20, sizes=(200, 50, 50)))
     model = tp.model()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["init_state", "hd_eta", "tangent_eta"]
+__all__ = ["init_state", "hd_eta", "tangent_eta", "tangent_mu", "tangent_step", "needs_g1"]
 
 
 def _zero(like):
@@ -61,22 +61,39 @@ def hd_eta(st, group, lop, h):
 def tangent_eta(st, group, rule, delta, g1, t):
     """η_t of RTHO / MARTHE given Δη_t = Z_t[w]·∇E(w_t) and g'_1 = −d_{t−1}·∇E(w_t).
 
-    Also sets μ_t (Appendix A: q̃ = clip(q / g'_1², 0, 1), μ_t = q̃^{1/(c+1)},
-    c ← μ_{t−1}(1 + c)) and β_t (§4: β_t = max(β_{t−1} + β Δη_t Δη_{t−1}, 0)) for MARTHE,
-    mirroring ``hgref.rules.marthe(variant="paper")``: the "+" sign of the β update is the
-    chain rule's (Algorithm 1 prints "−"; evidence in hgref.rules.marthe), β clipped at 0.
+    Also sets μ_t (:func:`tangent_mu`) and β_t (:func:`tangent_step`), mirroring
+    ``hgref.rules.marthe(variant="paper")``.
     """
-    if rule == "marthe" and t > 0:
-        if group["mu"] == "adaptive":
-            # q/h² = Δη_t h_t / h_t² = Δη_t / h_t (as hgref.rules.marthe; 0 when h_t = 0)
-            nz = g1 != 0
-            ratio = torch.where(nz, delta / torch.where(nz, g1, torch.ones_like(g1)), torch.zeros_like(g1))
-            q_tilde = torch.clamp(ratio, 0.0, 1.0)
-            mu_prev = st["mu"]
-            st["mu"] = q_tilde ** (1.0 / (st["c"] + 1.0))
-            st["c"] = mu_prev * (1.0 + st["c"])
-        if group["adapt_beta"]:
-            st["beta"] = torch.clamp(st["beta"] + group["hyper_lr"] * delta * st["prev_delta"], min=0.0)
+    tangent_mu(st, group, rule, delta, g1, t)
+    return tangent_step(st, group, rule, delta, t)
+
+
+def needs_g1(rule, group):
+    """Whether μ_t needs g'_1 = −d_{t−1}·∇E(w_t): MARTHE with adaptive μ only."""
+    return rule == "marthe" and group["mu"] == "adaptive"
+
+
+def tangent_mu(st, group, rule, delta, g1, t):
+    """μ_t of MARTHE with adaptive μ (Appendix A): q̃ = clip(q / g'_1², 0, 1), μ_t = q̃^{1/(c+1)},
+    c ← μ_{t−1}(1 + c). Independent of η_t and β_t, so it may follow them (the fused step)."""
+    if needs_g1(rule, group) and t > 0:
+        # q/h² = Δη_t h_t / h_t² = Δη_t / h_t (as hgref.rules.marthe; 0 when h_t = 0)
+        nz = g1 != 0
+        ratio = torch.where(nz, delta / torch.where(nz, g1, torch.ones_like(g1)), torch.zeros_like(g1))
+        q_tilde = torch.clamp(ratio, 0.0, 1.0)
+        mu_prev = st["mu"]
+        st["mu"] = q_tilde ** (1.0 / (st["c"] + 1.0))
+        st["c"] = mu_prev * (1.0 + st["c"])
+
+
+def tangent_step(st, group, rule, delta, t):
+    """β_t (MARTHE §4: β_t = max(β_{t−1} + β Δη_t Δη_{t−1}, 0)) and η_t = max(η_{t−1} − β_t Δη_t, 0).
+
+    The "+" sign of the β update is the chain rule's (Algorithm 1 prints "−"; evidence in
+    hgref.rules.marthe), β clipped at 0.
+    """
+    if rule == "marthe" and t > 0 and group["adapt_beta"]:
+        st["beta"] = torch.clamp(st["beta"] + group["hyper_lr"] * delta * st["prev_delta"], min=0.0)
     st["delta"] = delta
     st["eta"] = torch.clamp(st["eta"] - st["beta"] * delta, min=0.0)
     st["prev_delta"] = delta

@@ -14,6 +14,8 @@ function is pure, device- and dtype-agnostic and never syncs with the host.
 * :func:`grad` — (L, ∇L): the plain backprop pass;
 * :func:`grad_and_hvp` — (L, ∇L, ∇²L v); ``with_grad=False``: (L, None, ∇²L v), the HVP-only
   pass of the reverse-mode adjoint (the gradient comes from its forward sweep);
+* :func:`tangent_pass` — (L, ∇L, ∇L·v) with v ← γv + α∇²L v accumulated in place by the
+  backward GEMMs (the optimizer's SGD tangent step);
 * :class:`MLPClosure` — a closure for :class:`hgref.torch.HypergradientOptimizer` whose
   RTHO/MARTHE steps take ∇L and ∇²L Z in one fused pass instead of double backward
   (called as a plain closure it is the usual ``backward(create_graph=True)``).
@@ -25,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-__all__ = ["grad", "grad_and_hvp", "MLPClosure"]
+__all__ = ["grad", "grad_and_hvp", "tangent_pass", "MLPClosure"]
 
 
 def _softmax_ce(logits, y):
@@ -58,6 +60,35 @@ def grad(params, X, y, l2=0.0):
     return loss, out
 
 
+def _r_forward(params, X, y, vecs):
+    """Forward and R-forward: ``(L, [Rδ; δ] / B, stacks, R{L})``; R{L} = ∇L·v without the L2 term."""
+    L, B = len(params) // 2, X.shape[0]
+    W, V = params[0::2], vecs[0::2]
+    zz = X.new_empty((2 * B, W[0].shape[1]))    # [z; Rz] stacked, written in place
+    torch.addmm(params[1], X, W[0], out=zz[:B])
+    torch.addmm(vecs[1], X, V[0], out=zz[B:])
+    stacks = []                       # ([a; Ra], ReLU' as 0/1 floats) per hidden layer
+    for l in range(1, L):
+        mask = (zz[:B] > 0).to(zz.dtype)
+        ar = zz
+        ar.view(2, B, -1).mul_(mask)
+        stacks.append((ar, mask))
+        zz = ar @ W[l]                # [a W; Ra W]
+        zz[:B].add_(params[2 * l + 1])
+        zz[B:].addmm_(ar[:B], V[l]).add_(vecs[2 * l + 1])
+    z, rz = zz[:B], zz[B:]
+    loss, p = _softmax_ce(z, y)
+    delta = p.clone()
+    delta[torch.arange(B, device=X.device), y] -= 1.0
+    dloss = (delta * rz).sum() / B     # Pearlmutter's R{L}: the directional derivative ∇L·v
+    rdelta = p.mul_(rz - (p * rz).sum(1, keepdim=True))
+    return loss, torch.cat([rdelta, delta]).div_(B), stacks, dloss
+
+
+def _l2_terms(params, vecs, l2):
+    return 0.5 * l2 * sum((q * q).sum() for q in params), l2 * sum((q * v).sum() for q, v in zip(params, vecs))
+
+
 def grad_and_hvp(params, X, y, vecs, l2=0.0, with_grad=True):
     """``(L, ∇L, ∇²L v)`` (lists in flat order) for tangent ``vecs`` (same shapes as params).
 
@@ -65,22 +96,7 @@ def grad_and_hvp(params, X, y, vecs, l2=0.0, with_grad=True):
     """
     L, B = len(params) // 2, X.shape[0]
     W, V = params[0::2], vecs[0::2]
-    z = torch.addmm(params[1], X, W[0])
-    rz = torch.addmm(vecs[1], X, V[0])
-    stacks = []                       # ([a; Ra], ReLU mask) per hidden layer
-    for l in range(1, L):
-        mask = z > 0
-        ar = torch.cat([z, rz])
-        ar.view(2, B, -1).mul_(mask)
-        stacks.append((ar, mask))
-        zz = ar @ W[l]                # [a W; Ra W]
-        z, rz = zz[:B].add_(params[2 * l + 1]), zz[B:]
-        rz.addmm_(ar[:B], V[l]).add_(vecs[2 * l + 1])
-    loss, p = _softmax_ce(z, y)
-    delta = p.clone()
-    delta[torch.arange(B, device=X.device), y] -= 1.0
-    rdelta = p.mul_(rz - (p * rz).sum(1, keepdim=True))
-    d = torch.cat([rdelta, delta]).div_(B)          # [Rδ; δ]
+    loss, d, stacks, _ = _r_forward(params, X, y, vecs)
     h, g = [None] * (2 * L), ([None] * (2 * L) if with_grad else None)
     for l in range(L - 1, -1, -1):
         a = stacks[l - 1][0] if l else X
@@ -90,16 +106,74 @@ def grad_and_hvp(params, X, y, vecs, l2=0.0, with_grad=True):
             g[2 * l] = a[:B].T @ d[B:]
             g[2 * l + 1] = d[B:].sum(0)
         if l:
-            dn = d @ W[l].T                         # [Rδ Wᵀ; δ Wᵀ]
-            dn[:B].addmm_(d[B:], V[l].T)
-            dn.view(2, B, -1).mul_(stacks[l - 1][1])
-            d = dn
+            d = _back(d, W[l], V[l], stacks[l - 1][1], B)
     if l2:
-        loss = loss + 0.5 * l2 * sum((q * q).sum() for q in params)
+        loss = loss + _l2_terms(params, vecs, l2)[0]
         h = [hh.add_(v, alpha=l2) for hh, v in zip(h, vecs)]
         if with_grad:
             g = [gg.add_(q, alpha=l2) for gg, q in zip(g, params)]
     return loss, g, h
+
+
+def _back(d, W, V, mask, B):
+    """``[Rδ; δ]`` of the layer below: ``[Rδ Wᵀ + δ Vᵀ; δ Wᵀ]`` masked by ReLU'."""
+    dn = d @ W.T
+    dn[:B].addmm_(d[B:], V.T)
+    dn.view(2, B, -1).mul_(mask)
+    return dn
+
+
+def _scaled_add_(c, x, alpha, gamma):
+    """c ← γ c + α x (α, γ floats or 0-d tensors: no host sync on a device)."""
+    if isinstance(alpha, float) and isinstance(gamma, float):
+        return c.mul_(gamma).add_(x, alpha=alpha) if gamma != 1.0 else c.add_(x, alpha=alpha)
+    return c.mul_(gamma).addcmul_(x, torch.as_tensor(alpha, dtype=c.dtype, device=c.device))
+
+
+def tangent_pass(params, X, y, vecs, scale_of, l2=0.0, on_grad=None):
+    """One fused pass that also advances the tangent in place: ``v ← γ v + α ∇²L v``.
+
+    Forward and R-forward as in :func:`grad_and_hvp` come first; R{L} = ∇L·v, the
+    directional derivative along v (Pearlmutter), falls out of the R-forward. Then
+    ``scale_of(L, R{L})`` returns ``(α, γ)`` — nothing has been written yet, so it may
+    raise — and the backward pass accumulates α ∇²L v into each layer's v by one GEMM,
+    ``v.addmm_([a; Ra]ᵀ, [Rδ; δ], beta=γ, alpha=α)``, after the layer below has read v:
+    no HVP tensor is formed and v is read and written once, in cache. α, γ are floats,
+    or 0-d tensors (a device without host sync: ``v.mul_(γ).addcmul_(…)``).
+    ``on_grad(i, g_i)`` is called for each parameter (flat order, last layer first) as
+    soon as its gradient and tangent are final and the pass no longer reads its weight:
+    the caller may update both there, while they are in cache. Returns ``(L, ∇L, R{L})``,
+    L2 terms included. :mod:`hgref.torch._fast` builds the SGD tangent step (MARTHE Eq. 9
+    with A_t = (1 − ηλ)I − η∇²L_t) on it.
+    """
+    L, B = len(params) // 2, X.shape[0]
+    W, V = params[0::2], vecs[0::2]
+    loss, d, stacks, dloss = _r_forward(params, X, y, vecs)
+    if l2:
+        reg, dreg = _l2_terms(params, vecs, l2)
+        loss, dloss = loss + reg, dloss + dreg
+    alpha, gamma = scale_of(loss, dloss)
+    gamma = gamma + alpha * l2
+    fast = isinstance(alpha, float) and isinstance(gamma, float)
+    g = [None] * (2 * L)
+    for l in range(L - 1, -1, -1):
+        a = stacks[l - 1][0] if l else X
+        g[2 * l] = a[:B].T @ d[B:]
+        hb, g[2 * l + 1] = d.view(2, B, -1).sum(1)
+        dn = _back(d, W[l], V[l], stacks[l - 1][1], B) if l else None
+        at, dd = (a.T, d) if l else (X.T, d[:B])
+        if fast:
+            V[l].addmm_(at, dd, beta=gamma, alpha=alpha)
+        else:
+            _scaled_add_(V[l], at @ dd, alpha, gamma)
+        _scaled_add_(vecs[2 * l + 1], hb, alpha, gamma)
+        for i in (2 * l + 1, 2 * l):
+            if l2:
+                g[i].add_(params[i], alpha=l2)
+            if on_grad is not None:
+                on_grad(i, g[i])
+        d = dn
+    return loss, g, dloss
 
 
 class MLPClosure:

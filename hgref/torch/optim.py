@@ -60,78 +60,15 @@ from torch.optim import Optimizer
 from .._checks import DivergenceError
 from . import _rules
 from ._dynamics import BUFFERS, direction, direction_jvp
+from ._groups import (LOPS, OBJECTIVES, RULES, TANGENT_RULES, _axpy_, _check_choice, _check_group,
+                      _check_real, _dot, _hp)
+from ._fast import sgd_tangent_step
+from ._state import StateMixin
 from .fused import MLPClosure
 
 __all__ = ["HypergradientOptimizer", "SGDHD", "AdamHD", "RTHO", "MARTHE"]
 
-RULES = ("constant", "hd", "rtho", "marthe")
-TANGENT_RULES = ("rtho", "marthe")
-LOPS = ("sgd", "sgdn", "adam")
-OBJECTIVES = ("train", "validation")
-_HISTORY_KEYS = {"constant": ("lr",), "hd": ("lr", "hypergradient"),
-                 "rtho": ("lr", "hypergradient"), "marthe": ("lr", "hypergradient", "mu", "beta")}
-
-
-def _check_real(name, value, low=0.0, high=None, high_open=False, label=None):
-    label = label or name
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"Invalid {label}: {value!r}")
-    if value < low or (high is not None and (value >= high if high_open else value > high)):
-        raise ValueError(f"Invalid {label}: {value}")
-    return float(value)
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"Invalid {name}: {value!r}; accepted values: {', '.join(map(repr, choices))}")
-    return value
-
-
-def _check_group(g):
-    _check_real("lr", g["lr"], label="learning rate")
-    _check_real("momentum", g["momentum"], high=1.0, label="momentum value")
-    for i, b in enumerate(g["betas"]):
-        _check_real("betas", b, high=1.0, high_open=True, label=f"beta parameter at index {i}")
-    _check_real("eps", g["eps"], label="epsilon value")
-    _check_real("eps_root", g["eps_root"], label="eps_root value")
-    _check_real("weight_decay", g["weight_decay"], label="weight_decay value")
-    _check_real("dampening", g["dampening"], high=1.0, label="dampening value")
-    _check_real("hyper_lr", g["hyper_lr"], label="hyper_lr (hypergradient step size beta)")
-    _check_real("lop_momentum", g["lop_momentum"], high=1.0, label="lop_momentum value")
-    for i, b in enumerate(g["lop_betas"]):
-        _check_real("lop_betas", b, high=1.0, high_open=True, label=f"lop_betas parameter at index {i}")
-    _check_real("lop_eps", g["lop_eps"], label="lop_eps value")
-    if g["mu"] != "adaptive":
-        _check_real("mu", g["mu"], high=1.0, label="mu value (a number in [0, 1] or 'adaptive')")
-    _check_real("beta0", g["beta0"], label="beta0 value")
-    if not isinstance(g["adapt_beta"], bool):
-        raise ValueError(f"Invalid adapt_beta: {g['adapt_beta']!r}; accepted values: True, False")
-
-
-def _hp(group):
-    b1, b2 = group["betas"]
-    return {"momentum": group["momentum"], "b1": b1, "b2": b2, "eps": group["eps"],
-            "eps_root": group["eps_root"], "weight_decay": group["weight_decay"],
-            "dampening": group["dampening"]}
-
-
-def _axpy_(x, d, neg_eta):
-    """x += (−η) d in place. On CPU, reading the 0-d η is free (no device) and ``add_(alpha=)``
-    is ~2× faster than broadcasting a 0-d tensor; elsewhere the tensor path avoids a host sync."""
-    if x.device.type == "cpu":
-        return x.add_(d, alpha=float(neg_eta))
-    return x.addcmul_(d, neg_eta)
-
-
-def _dot(xs, ys, like):
-    out = torch.zeros((), dtype=like.dtype, device=like.device)
-    for x, y in zip(xs, ys):
-        if x is not None and y is not None:
-            out = out + torch.dot(x.reshape(-1), y.reshape(-1))
-    return out
-
-
-class HypergradientOptimizer(Optimizer):
+class HypergradientOptimizer(StateMixin, Optimizer):
     r"""A dynamics of :mod:`hgref.dynamics` whose learning rate is learned online.
 
     Args:
@@ -207,39 +144,6 @@ class HypergradientOptimizer(Optimizer):
         like = group["params"][0]
         self._gstate.append(self._fresh_gstate(group, like))
 
-    def _fresh_gstate(self, group, like):
-        st = _rules.init_state(self.rule, group, like)
-        st.update(count=0, lr_written=float(group["lr"]), n=0,
-                  history={k: torch.zeros(64, dtype=like.dtype, device=like.device)
-                           for k in _HISTORY_KEYS[self.rule]})
-        return st
-
-    def _record(self, st, values):
-        n = st["n"]
-        for k, v in values.items():
-            buf = st["history"][k]
-            if n == buf.shape[0]:
-                buf = st["history"][k] = torch.cat([buf, torch.zeros_like(buf)])
-            buf[n] = v
-        st["n"] = n + 1
-
-    def lr_history(self, group=0, key="lr"):
-        """η_t (or ``"hypergradient"`` Δη_t, ``"mu"``, ``"beta"``) used at each step, a CPU tensor.
-
-        ``lr_history("hypergradient")`` is ``lr_history(0, "hypergradient")`` (group 0).
-        """
-        if isinstance(group, str):
-            if key != "lr":
-                raise TypeError(f"lr_history: give the key once, got {group!r} and key={key!r}")
-            group, key = 0, group
-        if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < len(self._gstate):
-            raise ValueError(f"Invalid group: {group!r}; accepted values: 0 .. {len(self._gstate) - 1}")
-        st = self._gstate[group]
-        if key not in st["history"]:
-            raise ValueError(f"Invalid key: {key!r}; accepted values: {', '.join(map(repr, st['history']))}")
-        self.sync()
-        return st["history"][key][:st["n"]].detach().cpu().clone()
-
     def set_objective_grad(self, grads):
         """Give ∇E(w_t) for the next :meth:`step`: one tensor (or None) per parameter, in the
         order of ``param_groups``; used as given (not averaged over ``process_group``)."""
@@ -248,52 +152,6 @@ class HypergradientOptimizer(Optimizer):
         if len(grads) != len(params):
             raise ValueError(f"grads must hold one tensor per parameter ({len(params)}), got {len(grads)}")
         self._objective_grad = grads
-
-    def sync(self):
-        """Copy every η to ``group["lr"]`` (one host sync) and check it is finite."""
-        if not self._gstate:
-            return
-        vals = torch.stack([st["eta"].detach().to(torch.float64).cpu() for st in self._gstate]).tolist()
-        for group, st, v in zip(self.param_groups, self._gstate, vals):
-            if not math.isfinite(v):
-                raise DivergenceError(st["count"] - 1, "eta", f"rule {self.rule}, eta={v!r}")
-            group["lr"] = st["lr_written"] = v
-
-    def state_dict(self):
-        """torch's state dict (per-parameter buffers, tangent ``z``, previous direction) plus
-        ``"hypergradient"``: per group η, rule state (μ, β, c, HD buffers) and histories.
-        As in torch, per-parameter tensors are references: ``copy.deepcopy`` or ``torch.save``
-        it before training on."""
-        self.sync()
-        out = super().state_dict()
-        hyper = []
-        for st in self._gstate:
-            entry = {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items() if k != "history"}
-            entry["history"] = {k: v[:st["n"]].clone() for k, v in st["history"].items()}
-            hyper.append(entry)
-        out["hypergradient"] = {"rule": self.rule, "dynamics": self.dynamics, "groups": hyper}
-        return out
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        hyper = state_dict.pop("hypergradient", None)
-        if hyper is None:
-            raise ValueError("state_dict has no 'hypergradient' entry: not saved by HypergradientOptimizer")
-        if (hyper["rule"], hyper["dynamics"]) != (self.rule, self.dynamics):
-            raise ValueError(f"state_dict was saved with rule={hyper['rule']!r}, dynamics="
-                             f"{hyper['dynamics']!r}; this optimizer has rule={self.rule!r}, "
-                             f"dynamics={self.dynamics!r}")
-        super().load_state_dict(state_dict)
-        for group, st, saved in zip(self.param_groups, self._gstate, hyper["groups"]):
-            like = group["params"][0]
-            for k, v in saved.items():
-                if k == "history":
-                    st[k] = {h: torch.cat([b.to(like.device, like.dtype), torch.zeros(64, dtype=like.dtype,
-                                           device=like.device)]) for h, b in v.items()}
-                elif torch.is_tensor(v):
-                    st[k] = v.to(like.device, like.dtype)
-                else:
-                    st[k] = v
 
     # ------------------------------------------------------------------ the step
     def _allreduce(self, tensors):
@@ -337,6 +195,10 @@ class HypergradientOptimizer(Optimizer):
                              "loss.backward(create_graph=True) and returns the loss")
         loss, fused_hvps = None, None
         if tangent and isinstance(closure, MLPClosure) and len(self.param_groups) == 1:
+            loss = sgd_tangent_step(self, closure, objective_closure)
+            if loss is not NotImplemented:
+                return loss
+            loss = None
             # fused ∇L and ∇²L Z in one pass (hgref.torch.fused), no double backward
             loss, fused_hvps = closure.grad_and_hvp(
                 lambda p: self.state[p]["z"][0, 0] if self.state[p] else torch.zeros_like(p))
@@ -360,12 +222,7 @@ class HypergradientOptimizer(Optimizer):
         if tangent:          # local gradients (no_sync); HD's come averaged by DDP
             self._allreduce(grads)
         t = self._gstate[0]["count"]
-        for group, st in zip(groups, self._gstate):   # adopt η written from outside
-            if group["lr"] != st["lr_written"]:
-                _check_real("lr", group["lr"], label="learning rate")
-                self._check_scheduler()
-                st["eta"] = torch.full_like(st["eta"], float(group["lr"]))
-                st["lr_written"] = group["lr"]
+        self._adopt_written_lr()
 
         needs_og = (self.rule == "hd" and t > 0) or (tangent and t > 0)
         wds = [0.0 if self.dynamics == "adamw" else g["weight_decay"]   # AdamW: L_t only
@@ -391,7 +248,8 @@ class HypergradientOptimizer(Optimizer):
             else:
                 if t > 0:
                     delta = _dot([self.state[p]["z"][gi, 0] for p in params], og, like)
-                    g1 = -_dot([ogi[id(p)] for p in mem], [self.state[p].get("prev_d") for p in mem], like)
+                    g1 = (-_dot([ogi[id(p)] for p in mem], [self.state[p].get("prev_d") for p in mem], like)
+                          if _rules.needs_g1(self.rule, group) else None)
                 else:
                     delta = g1 = torch.zeros_like(like)
                 eta = _rules.tangent_eta(st, group, self.rule, delta, g1, t)
@@ -469,6 +327,15 @@ class HypergradientOptimizer(Optimizer):
             st["count"] += 1
             self._record(st, rec)
         return loss
+
+    def _adopt_written_lr(self):
+        """Adopt as η a value written into ``group["lr"]`` from outside (scheduler, warm-up)."""
+        for group, st in zip(self.param_groups, self._gstate):
+            if group["lr"] != st["lr_written"]:
+                _check_real("lr", group["lr"], label="learning rate")
+                self._check_scheduler()
+                st["eta"] = torch.full_like(st["eta"], float(group["lr"]))
+                st["lr_written"] = group["lr"]
 
     def _check_scheduler(self):
         """Warn once if a torch scheduler that recomputes lr from its initial value drives this
