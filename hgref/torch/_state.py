@@ -6,17 +6,20 @@ by doubling (no host sync per step). ``state_dict`` adds them under ``"hypergrad
 """
 from __future__ import annotations
 
+import gc
 import math
+import warnings
 
 import torch
 
 from .._checks import DivergenceError
 from . import _rules
-from ._groups import _HISTORY_KEYS
+from ._groups import _HISTORY_KEYS, _check_real
 
 
 class StateMixin:
-    """``lr_history``, ``sync``, ``state_dict`` / ``load_state_dict`` over ``self._gstate``."""
+    """``lr_history``, ``sync``, ``state_dict`` / ``load_state_dict`` over ``self._gstate``, and
+    the hand-over between ``group["lr"]`` and η (adoption of outside writes, divergence check)."""
 
     def _fresh_gstate(self, group, like):
         st = _rules.init_state(self.rule, group, like)
@@ -96,3 +99,42 @@ class StateMixin:
                     st[k] = v.to(like.device, like.dtype)
                 else:
                     st[k] = v
+
+    # ------------------------------------------------------------------ group["lr"] <-> η
+    def _adopt_written_lr(self):
+        """Adopt as η a value written into ``group["lr"]`` from outside (scheduler, warm-up)."""
+        for group, st in zip(self.param_groups, self._gstate):
+            if group["lr"] != st["lr_written"]:
+                _check_real("lr", group["lr"], label="learning rate")
+                self._check_scheduler()
+                st["eta"] = torch.full_like(st["eta"], float(group["lr"]))
+                st["lr_written"] = group["lr"]
+
+    def _check_scheduler(self):
+        """Warn once if a torch scheduler that recomputes lr from its initial value drives this
+        optimizer: it overwrites the learned η at every step, so the rule never adapts it."""
+        if self._scheduler_checked:
+            return
+        self._scheduler_checked = True
+        from torch.optim import lr_scheduler as ls
+        resetting = (ls.LambdaLR, ls.CyclicLR, ls.OneCycleLR, ls.CosineAnnealingWarmRestarts)
+        found = [r for r in gc.get_referrers(self) if isinstance(r, resetting) and r.optimizer is self]
+        found += [o for d in gc.get_referrers(self) if isinstance(d, dict) for o in gc.get_referrers(d)
+                  if isinstance(o, resetting) and getattr(o, "__dict__", None) is d]
+        if found:
+            warnings.warn(f"{type(found[0]).__name__} sets group['lr'] from the initial lr at every step, "
+                          f"overwriting the learning rate rule {self.rule!r} learns, so it never adapts. "
+                          "Use a chainable scheduler, which scales the current lr (MultiplicativeLR with "
+                          "lr_lambda(k)/lr_lambda(k-1), ExponentialLR, StepLR, ...), or none.",
+                          UserWarning, stacklevel=4)
+
+    def _check_finite(self, etas, loss, t):
+        vals = torch.stack([e.detach().to(torch.float64) for e in etas]
+                           + ([loss.detach().to(torch.float64).reshape(())]
+                              if torch.is_tensor(loss) else [])).cpu().tolist()
+        if torch.is_tensor(loss) and not math.isfinite(vals[-1]):
+            raise DivergenceError(t, "loss", f"rule {self.rule}")
+        for group, st, v in zip(self.param_groups, self._gstate, vals):
+            if not math.isfinite(v):
+                raise DivergenceError(t, "eta", f"rule {self.rule}, eta={v!r}")
+            group["lr"] = st["lr_written"] = v
