@@ -78,7 +78,7 @@ def sgd_tangent_step(opt, closure, objective_closure):
         return (float(alpha), float(gamma)) if on_cpu else (alpha, gamma)
 
     prev = [s.get("prev_d") for s in states] if rule == "marthe" else None
-    g1_parts = []
+    g1_parts, dirs = [], [None] * len(params)
 
     def on_grad(i, g):                      # while g_i, z_i, w_i are in cache; w_i no longer read
         w, z = weights[i], zs[i]
@@ -93,7 +93,6 @@ def sgd_tangent_step(opt, closure, objective_closure):
             dirs[i] = d
         _axpy_(w, d, out["neg_eta"])
 
-    dirs = [None] * len(params)
     loss, grads, _ = tangent_pass(weights, closure.X, closure.y, zs, scale_of, closure.l2, on_grad)
     delta, eta = out["delta"], out["eta"]
     if not mu_known:                        # μ_t needs the whole g'_1 = −d_{t−1}·∇E(w_t)

@@ -137,7 +137,7 @@ def tangent_pass(params, X, y, vecs, scale_of, l2=0.0, on_grad=None):
     directional derivative along v (Pearlmutter), falls out of the R-forward. Then
     ``scale_of(L, R{L})`` returns ``(α, γ)`` — nothing has been written yet, so it may
     raise — and the backward pass accumulates α ∇²L v into each layer's v by one GEMM,
-    ``v.addmm_([a; Ra]ᵀ, [Rδ; δ], beta=γ, alpha=α)``, after the layer below has read v:
+    ``v.addmm_([a; Ra]ᵀ, [Rδ; δ], beta=γ, alpha=α)``, once the layer's own backward step has read v:
     no HVP tensor is formed and v is read and written once, in cache. α, γ are floats,
     or 0-d tensors (a device without host sync: ``v.mul_(γ).addcmul_(…)``).
     ``on_grad(i, g_i)`` is called for each parameter (flat order, last layer first) as
@@ -153,17 +153,17 @@ def tangent_pass(params, X, y, vecs, scale_of, l2=0.0, on_grad=None):
         reg, dreg = _l2_terms(params, vecs, l2)
         loss, dloss = loss + reg, dloss + dreg
     alpha, gamma = scale_of(loss, dloss)
-    gamma = gamma + alpha * l2
+    gamma = gamma + alpha * l2                          # the L2 Hessian l2·I folded into γ
     fast = isinstance(alpha, float) and isinstance(gamma, float)
     g = [None] * (2 * L)
     for l in range(L - 1, -1, -1):
         a = stacks[l - 1][0] if l else X
         g[2 * l] = a[:B].T @ d[B:]
-        hb, g[2 * l + 1] = d.view(2, B, -1).sum(1)
-        dn = _back(d, W[l], V[l], stacks[l - 1][1], B) if l else None
+        hb, g[2 * l + 1] = d.view(2, B, -1).sum(1)      # ΣRδ (bias HVP), Σδ
+        dn = _back(d, W[l], V[l], stacks[l - 1][1], B) if l else None    # reads W_l, v_l first
         at, dd = (a.T, d) if l else (X.T, d[:B])
         if fast:
-            V[l].addmm_(at, dd, beta=gamma, alpha=alpha)
+            V[l].addmm_(at, dd, beta=gamma, alpha=alpha)   # γv + α(aᵀRδ + Raᵀδ)
         else:
             _scaled_add_(V[l], at @ dd, alpha, gamma)
         _scaled_add_(vecs[2 * l + 1], hb, alpha, gamma)
