@@ -126,7 +126,7 @@ def test_sgd_fast_tangent_step_equals_double_backward(rule, kw, l2, monkeypatch)
 
 @pytest.mark.parametrize("scalars", ["float", "tensor"])
 def test_tangent_pass_equals_grad_and_hvp(scalars):
-    """v ← γv + α∇²L v in the backward GEMMs, with float and 0-d tensor coefficients (the device path)."""
+    """v ← γv + α∇²L v in the backward GEMMs, float and 0-d tensor coefficients (device path)."""
     g = torch.Generator().manual_seed(3)
     m = MLP((6, 5, 4, 3), generator=g, dtype=torch.float64)
     w = [p.detach() for p in m.flat_parameters()]

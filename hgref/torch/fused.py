@@ -86,7 +86,9 @@ def _r_forward(params, X, y, vecs):
 
 
 def _l2_terms(params, vecs, l2):
-    return 0.5 * l2 * sum((q * q).sum() for q in params), l2 * sum((q * v).sum() for q, v in zip(params, vecs))
+    """(l2/2)‖w‖² and its directional derivative l2 w·v."""
+    return (0.5 * l2 * sum((q * q).sum() for q in params),
+            l2 * sum((q * v).sum() for q, v in zip(params, vecs)))
 
 
 def grad_and_hvp(params, X, y, vecs, l2=0.0, with_grad=True):
