@@ -14,7 +14,8 @@ gradient: Z is scaled by μ_t after the pass (``Z ← μ_t Z − d``), exact bec
 depends on neither η_t nor β_t (:func:`hgref.torch._rules.tangent_mu`).
 
 Measured in one process, interleaved A/B against the generic fused step (HVP tensors,
-then ``z += −ηh; z *= μ; z −= d`` and two dot products per step), E = L, on the benchmark MLP 784-500×3-10, batch 100, float32, one thread, as a ratio to a torch SGD
+then ``z += −ηh; z *= μ; z −= d`` and two dot products per step), E = L, on the
+benchmark MLP 784-500×3-10, batch 100, float32, one thread, as a ratio to a torch SGD
 step: RTHO 2.56× → 2.35×, MARTHE (adaptive μ and β) 2.71× → 2.56×; the pass alone is
 2.23×. Adaptive μ's share, ≈ 1.5 ms a step, is memory traffic over 0.9M floats: the
 g'_1 dots read d_{t−1} (0.6 ms), the μ pass over Z (0.35 ms), the d_{t−1} copy (0.25 ms).
