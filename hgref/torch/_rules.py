@@ -87,7 +87,7 @@ def tangent_mu(st, group, rule, delta, g1, t):
 
 
 def tangent_step(st, group, rule, delta, t):
-    """β_t (MARTHE §4: β_t = max(β_{t−1} + β Δη_t Δη_{t−1}, 0)) and η_t = max(η_{t−1} − β_t Δη_t, 0).
+    """β_t = max(β_{t−1} + β Δη_t Δη_{t−1}, 0) (MARTHE §4) and η_t = max(η_{t−1} − β_t Δη_t, 0).
 
     The "+" sign of the β update is the chain rule's (Algorithm 1 prints "−"; evidence in
     hgref.rules.marthe), β clipped at 0.
