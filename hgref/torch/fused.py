@@ -55,7 +55,7 @@ def grad(params, X, y, l2=0.0):
         if l:
             delta = (delta @ params[2 * l].T).mul_(acts[l] > 0)
     if l2:
-        loss = loss + 0.5 * l2 * sum((p * p).sum() for p in params)
+        loss = loss + _l2_value(params, l2)
         out = [g.add_(p, alpha=l2) for g, p in zip(out, params)]
     return loss, out
 
@@ -85,10 +85,14 @@ def _r_forward(params, X, y, vecs):
     return loss, torch.cat([rdelta, delta]).div_(B), stacks, dloss
 
 
+def _l2_value(params, l2):
+    """(l2/2)‖w‖²."""
+    return 0.5 * l2 * sum((q * q).sum() for q in params)
+
+
 def _l2_terms(params, vecs, l2):
     """(l2/2)‖w‖² and its directional derivative l2 w·v."""
-    return (0.5 * l2 * sum((q * q).sum() for q in params),
-            l2 * sum((q * v).sum() for q, v in zip(params, vecs)))
+    return _l2_value(params, l2), l2 * sum((q * v).sum() for q, v in zip(params, vecs))
 
 
 def grad_and_hvp(params, X, y, vecs, l2=0.0, with_grad=True):
@@ -110,7 +114,7 @@ def grad_and_hvp(params, X, y, vecs, l2=0.0, with_grad=True):
         if l:
             d = _back(d, W[l], V[l], stacks[l - 1][1], B)
     if l2:
-        loss = loss + _l2_terms(params, vecs, l2)[0]
+        loss = loss + _l2_value(params, l2)
         h = [hh.add_(v, alpha=l2) for hh, v in zip(h, vecs)]
         if with_grad:
             g = [gg.add_(q, alpha=l2) for gg, q in zip(g, params)]
