@@ -11,6 +11,9 @@ it, and ``optimizer.step``. Reported, each as a median of interleaved per-repeti
   :class:`hgref.torch.fused.MLPClosure` (``*_train_fused``, target ≤ 2.5), the bridge's
   constant rule / SGD, the optimizer.step()-only ratio of HD, and ``torch_sgd_vs_torch_sgd``,
   a second SGD model against the first: the noise floor of these ratios (A/A control);
+* ``floor`` (:mod:`torch_floor`): the fused tangent pass alone, the pass's GEMMs alone and an
+  SGD step's GEMMs alone, each / a torch SGD step, and the GEMM flop count of the exact
+  gradient + HVP step over SGD's — what bounds ``*_train_fused`` from below;
 * torch / NumPy per step in float64 and float32 (NumPy is float64 only): a plain SGD step
   (gradient + update) and a tangent step (gradient, HVP, update: ``hgref.linearize``).
 """
@@ -21,6 +24,7 @@ import argparse
 import numpy as np
 import torch
 from common import ratio, write
+from torch_floor import flop_ratio, gemm_replay, pass_only
 from torch.nn import functional as F
 
 from hgref import dynamics as D
@@ -135,6 +139,13 @@ def collect(quick=False, threads=1):
         r = ratio(loop(make_step(kind, torch.float32)[0]), base, repeat=repeat)
         results["float32"][f"{kind}_vs_torch_sgd"] = dict(r, numerator_s=r["numerator_s"] / inner,
                                                           denominator_s=r["denominator_s"] / inner)
+    _, opt, model, (X, y) = make_step("rtho_train_fused", torch.float32)
+    fused_gemms, sgd_gemms = gemm_replay(WIDTHS, B, torch.float32)
+    results["floor"] = {f"{name}_vs_torch_sgd": ratio(loop(fn), base, repeat=repeat) for name, fn in
+                        (("tangent_pass", pass_only(model, opt, X, y)), ("fused_gemms", fused_gemms),
+                         ("sgd_gemms", sgd_gemms))}
+    results["floor"]["fused_gemms_vs_sgd_gemms"] = ratio(loop(fused_gemms), loop(sgd_gemms), repeat=repeat)
+    results["floor"]["gemm_flops_fused_over_sgd"] = {"ratio": flop_ratio(WIDTHS), "kind": "count"}
     r = ratio(loop(step_only("hd", torch.float32)), loop(step_only("torch_sgd", torch.float32)), repeat=repeat)
     results["float32"]["hd_vs_torch_sgd_optimizer_step_only"] = r
     np_sgd, np_tangent = numpy_steps()

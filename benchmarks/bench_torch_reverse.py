@@ -3,8 +3,12 @@
 Usage: ``python benchmarks/bench_torch_reverse.py [--quick]`` → benchmarks/results/torch_reverse.json.
 
 Numerator: :func:`hgref.torch.schedule_hypergradient` (SGD, η = 0.1) on the MARTHE §5
-MNIST MLP; denominator: ``torch.optim.SGD`` training the same :class:`hgref.torch.models.MLP`
-for the same T minibatches (zero_grad, forward, backward, step). Interleaved medians of 3
+MNIST MLP with one :class:`hgref.torch.Workspace` for all repetitions, as
+:func:`hgref.torch.lrs_opt` keeps one for all outer iterations (without it each call touches
+its T·2n stored numbers anew: on a KVM guest the first touch of fresh memory, not the
+arithmetic, then decides the ratio; see :mod:`hgref.torch._store`); denominator:
+``torch.optim.SGD`` training the same :class:`hgref.torch.models.MLP` for the same T
+minibatches (zero_grad, forward, backward, step). Interleaved medians of 3
 (:func:`common.ratio`), one torch thread (as bench_torch). Target (issue 19): ≈ 4×, ≤ 5 at
 T = 128 and 512 on 784-500-500-10, flat in T and width, float32 and float64.
 """
@@ -18,7 +22,7 @@ from common import ratio, write
 from torch.nn import functional as F
 
 from hgref.problems import mnist_mlp
-from hgref.torch import schedule_hypergradient
+from hgref.torch import Workspace, schedule_hypergradient
 from hgref.torch.mnist import mnist_torch
 
 CASES_QUICK = (((500, 500), "float32", 32), ((500, 500), "float32", 128), ((500, 500), "float32", 512),
@@ -39,8 +43,10 @@ def case(hidden, dtype, T, repeat=3):
             F.cross_entropy(model(X), y).backward()
             opt.step()
 
+    workspace = Workspace()
+
     def reverse():
-        schedule_hypergradient(tp, schedule, "sgd", seed=0)
+        schedule_hypergradient(tp, schedule, "sgd", seed=0, workspace=workspace)
 
     r = ratio(reverse, plain, repeat=repeat)
     out = dict(r, network="784-" + "-".join(map(str, hidden)) + "-10", dtype=dtype, T=T)

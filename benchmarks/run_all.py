@@ -16,7 +16,8 @@ Reuses the single benchmarks' functions (:mod:`bench_dynamics`, :mod:`bench_rule
   plain torch SGD (:mod:`bench_torch_reverse`), torch MARTHE/RTHO with E = L through the
   fused closure / torch SGD step and HD / torch SGD step (:mod:`bench_torch`); the summary
   starts with them against their targets, a miss marked **MISSED**, and the load average
-  (``os.getloadavg``) at the start and the end of the run.
+  (``os.getloadavg``) at the start and the end of the run; then what bounds the fused step
+  from below (:mod:`torch_floor`: GEMM flop count, the pass's GEMMs alone, the pass alone).
 * LRS-OPT (:func:`hgref.lrsopt.lrs_opt_pgd`) seconds per outer iteration on the §5
   problem, reduced (784-32-10, T = 128) and at paper size (784-500-500-10, T = 512): the
   latter is first timed at T = 16 and extrapolated linearly; if the extrapolation is under
@@ -172,6 +173,23 @@ def target_rows(res):
     return rows
 
 
+FLOOR_ROWS = (("gemm_flops_fused_over_sgd", "GEMM flops of the exact gradient + HVP step / an SGD step's (a count)"),
+              ("fused_gemms_vs_sgd_gemms", "the fused pass's GEMMs alone / an SGD step's GEMMs alone"),
+              ("fused_gemms_vs_torch_sgd", "the fused pass's GEMMs alone / torch SGD step"),
+              ("sgd_gemms_vs_torch_sgd", "an SGD step's GEMMs alone / torch SGD step"),
+              ("tangent_pass_vs_torch_sgd", "the fused tangent pass alone (no rule, update or μ) / torch SGD step"))
+
+
+def floor_lines(res):
+    """The table of what bounds the fused step from below (:mod:`torch_floor`), if measured."""
+    floor = ((res.get("torch") or {}).get("results") or {}).get("floor")
+    if not floor:
+        return []
+    lines = ["", "What bounds the torch MARTHE/RTHO fused step from below (784-500×3-10, f32, this run):", "",
+             "| floor | ratio |", "|---|---|"]
+    return lines + [f"| {what} | {floor[key]['ratio']:.2f}× |" for key, what in FLOOR_ROWS if key in floor]
+
+
 def summary_table(res, info):
     load = res.get("load", {})
     lines = [f"Measured {info['date']} on {info['processor']}, {info['cpu_count']} cores "
@@ -182,6 +200,7 @@ def summary_table(res, info):
              "| target (issue 19) | measured | target | |", "|---|---|---|---|"]
     for what, value, target in target_rows(res):
         lines.append(f"| {what} | {value:.2f}× | ≤ {target}× | {'met' if value <= target else '**MISSED**'} |")
+    lines += floor_lines(res)
     lines += ["", "| benchmark | measured | target |", "|---|---|---|"]
 
     def row(name, value, target=""):

@@ -13,16 +13,26 @@ while in cache. MARTHE's adaptive μ_t needs g'_1 = −d_{t−1}·∇E(w_t), i.e
 gradient: Z is scaled by μ_t after the pass (``Z ← μ_t Z − d``), exact because μ_t
 depends on neither η_t nor β_t (:func:`hgref.torch._rules.tangent_mu`).
 
-Measured in one process, interleaved A/B against the generic fused step (HVP tensors,
-then ``z += −ηh; z *= μ; z −= d`` and two dot products per step), E = L, on the
-benchmark MLP 784-500×3-10, batch 100, float32, one thread, as a ratio to a torch SGD
-step: RTHO 2.56× → 2.35×, MARTHE (adaptive μ and β) 2.71× → 2.56×; the pass alone is
-2.23×. Adaptive μ's share, ≈ 1.5 ms a step, is memory traffic over 0.9M floats: the
-g'_1 dots read d_{t−1} (0.6 ms), the μ pass over Z (0.35 ms), the d_{t−1} copy (0.25 ms).
-Tried and not kept (no gain or slower, same A/B): deferring the Z GEMMs until μ_t is
-known (operands gone cold); folding −∇L into the GEMM as [αRδ − δ; αδ]; advancing layer
-0 (the last, 43 % of the weights) with μ_t inside the pass; keeping d_{t−1} as a
-reference to ``p.grad`` instead of a copy.
+Cost (E = L, benchmark MLP 784-500×3-10, batch 100, float32, one thread, as a ratio to a
+torch SGD train step). Measured in one process, interleaved A/B against the generic fused
+step (HVP tensors, then ``z += −ηh; z *= μ; z −= d``, two dot products per step), on the
+machine of 2026-12-01: RTHO 2.56× → 2.35×, MARTHE (adaptive μ and β) 2.71× → 2.56×. On the
+machine of 2026-12-02 (AMD Zen 5; MKL's AVX2 path, GEMM rate the same for 100 and 200 rows)
+``benchmarks/run_all.py --quick`` gives MARTHE 2.66×, RTHO 2.45×, and shows the floor
+(``benchmarks/torch_floor.py``): the exact step's GEMMs are 2.66× an SGD step's by flop
+count (9 B-row GEMMs per hidden layer against 3; 4 against 2 in the first layer), timed
+alone 2.63× the SGD step's GEMMs and 2.11× a whole SGD step (whose GEMMs are 86 % of it);
+the pass alone is 2.22×. On top of the pass, adaptive μ needs g'_1 over the whole gradient:
+timing-only A/B (20 interleaved repetitions) with parts of ``on_grad`` removed — the g'_1
+dots over d_{t−1} and μ_t ≈ 0.06–0.11×, the d_{t−1} copy ≈ 0.04×, the weight update
+≈ 0.05×, the μ pass over Z ≈ 0.015×; with all of them removed the step is still
+2.46–2.52× (two A/B runs; the pass alone in the second: 2.42×). So ≤ 2.5× for MARTHE
+would need GEMMs faster than the SGD step's own, not less elementwise work. Tried and not kept (no gain or slower, same A/B): deferring the Z GEMMs
+until μ_t is known (operands gone cold); folding −∇L into the GEMM as [αRδ − δ; αδ];
+advancing layer 0 (the last, 43 % of the weights) with μ_t inside the pass; keeping
+d_{t−1} as a reference to ``p.grad`` instead of a copy; writing the weight gradients into
+buffers kept across steps (0.6 ms of page faults suspected on the 784×500 gradient; A/B
+2.636× against 2.633×).
 
 Taken when the optimizer has one param group equal to the closure's model parameters,
 dynamics ``"sgd"``, no ``process_group`` and t > 0 (every other case returns

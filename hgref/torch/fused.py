@@ -36,8 +36,9 @@ def _softmax_ce(logits, y):
     return -logp.gather(1, y[:, None]).mean(), logp.exp_()
 
 
-def grad(params, X, y, l2=0.0):
-    """``(L, [∇_W1 L, ∇_b1 L, …])`` of the MLP with weights ``params`` on batch (X, y)."""
+def grad(params, X, y, l2=0.0, out=None):
+    """``(L, [∇_W1 L, ∇_b1 L, …])`` of the MLP with weights ``params`` on batch (X, y);
+    ``out`` (optional, tensors shaped as params) receives the gradient."""
     L = len(params) // 2
     acts, a = [], X
     for l in range(L):
@@ -48,16 +49,17 @@ def grad(params, X, y, l2=0.0):
     B = X.shape[0]
     delta[torch.arange(B, device=X.device), y] -= 1.0
     delta.div_(B)
-    out = [None] * (2 * L)
+    dest = [None] * (2 * L) if out is None else out
+    g = [None] * (2 * L)
     for l in range(L - 1, -1, -1):
-        out[2 * l] = acts[l].T @ delta
-        out[2 * l + 1] = delta.sum(0)
+        g[2 * l] = torch.mm(acts[l].T, delta, out=dest[2 * l])
+        g[2 * l + 1] = torch.sum(delta, 0, out=dest[2 * l + 1])
         if l:
             delta = (delta @ params[2 * l].T).mul_(acts[l] > 0)
     if l2:
         loss = loss + _l2_value(params, l2)
-        out = [g.add_(p, alpha=l2) for g, p in zip(out, params)]
-    return loss, out
+        g = [gg.add_(p, alpha=l2) for gg, p in zip(g, params)]
+    return loss, g
 
 
 def _r_forward(params, X, y, vecs):

@@ -16,13 +16,14 @@ sliced one flat w per layer, and every slice's backward filled and added a zero 
 length d (``SliceBackward``: fill_/add 25–37 % of the time), in two double-backward passes
 per step — 5.4× plain torch SGD at T = 32, 8.7× at T = 128. Weights are now per-layer
 tensors and no autograd graph touches a matmul: a step costs one gradient (forward sweep)
-plus one HVP-only pass (≈ 2.1 gradients by FLOP count on 784-500-500-10). Measured against
-plain torch SGD over the same T steps (``python benchmarks/run_all.py --quick``, 2026-12-02,
-1 thread, load average 3–4 on 2 cores; five runs): 3.2–4.0× / 3.2–3.7× / 3.0–4.7× at
-T = 32 / 128 / 512 in float32, 2.8–3.7× in float64 (T = 128), 2.35–3.0× on 784-200-200-10
-(T = 128). The spread at T = 512 is memory, not arithmetic: the stored sweep (T·(n + d)
-numbers, 2.65 GB in float32 on 784-500-500-10) is first touched, page by page, during the
-forward sweep, which costs more when the shared machine is short of free memory.
+plus one HVP-only pass (≈ 2.1 gradients by FLOP count on 784-500-500-10). The stored
+sweep (T·(2 + b)·n numbers, 2.65 GB in float32 on 784-500-500-10 at T = 512) is written into
+one buffer (:mod:`hgref.torch._store`) that a :class:`Workspace` keeps across calls; freshly
+allocated at every call, its first touch decided the ratio at large T (784-500-500-10,
+float32, `run_all.py --quick` on a 2-core KVM guest, 2026-12-02: 3.39× / 4.27× / 5.16× plain
+torch SGD at T = 32 / 128 / 512). With the workspace (as :func:`lrs_opt` and
+``benchmarks/bench_torch_reverse.py`` use it), same machine and day: 3.40× / 3.24× / 3.23×,
+float64 3.10× (T = 128), 784-200-200-10 3.05× (T = 128).
 No host sync inside the sweeps (η is read once; divergence is checked on the recorded
 losses after the forward sweep and on ∇f_T at the end). ``checkpoint_every=k`` keeps
 every k-th state and recomputes each segment (memory O(T/k + k) states, one more forward
@@ -43,8 +44,9 @@ from torch.nn import functional as F
 from .._checks import DivergenceError, check_int, check_scalar
 from . import fused
 from ._dynamics import BUFFERS, direction
+from ._store import SweepStore, Workspace
 
-__all__ = ["schedule_hypergradient", "lrs_opt", "LRSResult", "mlp_forward"]
+__all__ = ["schedule_hypergradient", "lrs_opt", "LRSResult", "mlp_forward", "Workspace"]
 
 
 def _layers(w, widths):
@@ -105,27 +107,38 @@ class _Sweep:
     def __init__(self, tp, eta_host, dynamics, hp, seed):
         self.tp, self.eta, self.dynamics, self.hp, self.seed = tp, eta_host, dynamics, hp, seed
 
-    def run(self, state, start, stop, keep_every, keep_grads, losses=None):
-        """Steps start … stop−1 from x_start; returns (x_stop, {t: (x_t, ∇L_t or None)})."""
+    def run(self, state, start, stop, keep_every, keep_grads, losses=None, store=None):
+        """Steps start … stop−1 from x_start; returns (x_stop, {t: (x_t, ∇L_t or None)}).
+
+        With ``store`` (a :class:`hgref.torch._store.SweepStore` of stop − start slots), ∇L_t
+        and x_t (start < t < stop) are written into slot t − start, not into fresh tensors.
+        """
         kept = {}
         for t in range(start, stop):
             w, bufs = state
             X, y = self.tp.batch(t, self.seed)
-            loss, g = fused.grad(w, X, y, self.tp.l2)
+            slot = t - start
+            loss, g = fused.grad(w, X, y, self.tp.l2, out=None if store is None else store.grad(slot))
             if losses is not None:
                 losses[t] = loss
-            if (t - start) % keep_every == 0:
+            if slot % keep_every == 0:
                 kept[t] = (state, g if keep_grads else None)
             steps = [direction(self.dynamics, self.hp, wi, tuple(b[i] for b in bufs), gi, t)
                      for i, (wi, gi) in enumerate(zip(w, g))]
-            w = [torch.add(wi, d, alpha=-self.eta[t]) for wi, (d, _) in zip(w, steps)]
-            bufs = tuple([s[1][j] for s in steps] for j in range(len(bufs)))
+            if store is not None and t + 1 < stop:
+                w = [torch.add(wi, d, alpha=-self.eta[t], out=o)
+                     for wi, (d, _), o in zip(w, steps, store.weights(slot + 1))]
+                bufs = tuple([o.copy_(s[1][j]) for s, o in zip(steps, into)]
+                             for j, into in enumerate(store.buffers(slot + 1)))
+            else:
+                w = [torch.add(wi, d, alpha=-self.eta[t]) for wi, (d, _) in zip(w, steps)]
+                bufs = tuple([s[1][j] for s in steps] for j in range(len(bufs)))
             state = (w, bufs)
         return state, kept
 
 
 def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_every="auto",
-                           **hyperparams):
+                           workspace=None, **hyperparams):
     """f_T(η) = E(w_T) and its exact gradient w.r.t. the whole schedule η (MARTHE Eq. 2, 4).
 
     Args:
@@ -138,6 +151,9 @@ def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_e
         ``None``: store every state; ``"auto"`` (default): store every state if that takes
         at most half the free memory of ``tp``'s device, else k = ⌈√T⌉. The result is
         bitwise the same for every k.
+      workspace: a :class:`hgref.torch.Workspace` holding the stored sweep's memory across
+        calls (:func:`lrs_opt` keeps one): without it every call touches that memory anew
+        (page faults, see :mod:`hgref.torch._store`). The result does not depend on it.
       **hyperparams: momentum, dampening, b1, b2, eps, eps_root, weight_decay of the dynamics.
 
     Returns:
@@ -166,7 +182,9 @@ def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_e
     x0 = (w0, tuple([torch.zeros_like(p) for p in w0] for _ in range(nb)))
     losses = torch.empty(T, dtype=like.dtype, device=like.device)
     stored = checkpoint_every is None
-    final, kept = sweep.run(x0, 0, T, keep_every=1 if stored else k, keep_grads=stored, losses=losses)
+    store = SweepStore(k, [p.shape for p in w0], nb, like.dtype, like.device, workspace)
+    final, kept = sweep.run(x0, 0, T, keep_every=1 if stored else k, keep_grads=stored, losses=losses,
+                            store=store if stored else None)
     bad = (~torch.isfinite(losses)).nonzero()
     value, lam_w = fused.grad(final[0], tp.X_val, tp.y_val)
     if bad.numel():
@@ -177,7 +195,7 @@ def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_e
     grad = torch.empty(T, dtype=like.dtype, device=like.device)
     for start in reversed(range(0, T, k)):
         stop = min(start + k, T)
-        segment = kept if stored else sweep.run(kept[start][0], start, stop, 1, True)[1]
+        segment = kept if stored else sweep.run(kept[start][0], start, stop, 1, True, store=store)[1]
         for t in range(stop - 1, start - 1, -1):
             (w, bufs), g = segment.pop(t)
             X, y = tp.batch(t, seed)
@@ -248,8 +266,11 @@ def lrs_opt(tp, schedule0, outer_steps, outer_lr=None, dynamics="sgd", seed=0, c
         raise TypeError(f"outer must be an hgref.lrsopt.Outer, got {type(outer).__name__}")
     seed = check_int("seed", seed)
 
+    workspace = Workspace()         # the stored sweep's memory, touched once for all iterations
+
     def value_and_grad(schedule, batch_seed):
-        value, grad = schedule_hypergradient(tp, schedule, dynamics, batch_seed, **hyperparams)
+        value, grad = schedule_hypergradient(tp, schedule, dynamics, batch_seed, workspace=workspace,
+                                             **hyperparams)
         return float(value), grad.detach().to("cpu", torch.float64).numpy()
 
     w0 = tp.model().flat()
