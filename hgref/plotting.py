@@ -180,9 +180,14 @@ def log_axis_with_zero(ax, values, axis="y", zero_label="η = 0"):
     set_scale = ax.set_yscale if axis == "y" else ax.set_xscale
     if pos.size == 0 or not np.any(flat == 0):
         if pos.size:
+            lo, hi = pos.min(), pos.max()
+            if lo < hi <= lo * (1 + 1e-12):     # an ulp apart: log autoscaling collapses them
+                (ax.set_ylim if axis == "y" else ax.set_xlim)(lo / 10, hi * 10)
             set_scale("log")
         return None
     lin = 10.0 ** math.floor(math.log10(pos.min()))
+    if lin > pos.min():                         # log10 rounded up (999.9999999999999 → 3)
+        lin /= 10
     set_scale("symlog", linthresh=lin, linscale=0.4)
     from matplotlib import ticker
     a = ax.yaxis if axis == "y" else ax.xaxis
