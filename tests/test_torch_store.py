@@ -77,6 +77,8 @@ def test_schedule_hypergradient_with_a_shared_workspace_is_bitwise_unchanged(tp,
         ws.buffer(1, tp.X_val.dtype, CPU).fill_(np.nan)                       # results own their memory
         assert all(torch.equal(a, b) for a, b in zip(kept, shared))
     assert ws._buf is not None
+    with pytest.raises(TypeError, match="workspace must be an hgref.torch.Workspace or None, got dict"):
+        schedule_hypergradient(tp, [0.1], workspace={})
 
 
 def test_lrs_opt_keeps_one_workspace_for_its_iterations(tp, monkeypatch):

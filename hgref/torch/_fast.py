@@ -27,12 +27,13 @@ timing-only A/B (20 interleaved repetitions) with parts of ``on_grad`` removed �
 dots over d_{t−1} and μ_t ≈ 0.06–0.11×, the d_{t−1} copy ≈ 0.04×, the weight update
 ≈ 0.05×, the μ pass over Z ≈ 0.015×; with all of them removed the step is still
 2.46–2.52× (two A/B runs; the pass alone in the second: 2.42×). So ≤ 2.5× for MARTHE
-would need GEMMs faster than the SGD step's own, not less elementwise work. Tried and not kept (no gain or slower, same A/B): deferring the Z GEMMs
-until μ_t is known (operands gone cold); folding −∇L into the GEMM as [αRδ − δ; αδ];
-advancing layer 0 (the last, 43 % of the weights) with μ_t inside the pass; keeping
-d_{t−1} as a reference to ``p.grad`` instead of a copy; writing the weight gradients into
-buffers kept across steps (0.6 ms of page faults suspected on the 784×500 gradient; A/B
-2.636× against 2.633×).
+would need GEMMs faster than the SGD step's own, not less elementwise work.
+Tried and not kept (no gain or slower, same A/B): deferring the Z GEMMs until μ_t is
+known (operands gone cold); folding −∇L into the GEMM as [αRδ − δ; αδ]; advancing layer
+0 (the last, 43 % of the weights) with μ_t inside the pass; keeping d_{t−1} as a
+reference to ``p.grad`` instead of a copy; writing the weight gradients into buffers kept
+across steps (0.6 ms of page faults suspected on the 784×500 gradient; A/B 2.636× against
+2.633×).
 
 Taken when the optimizer has one param group equal to the closure's model parameters,
 dynamics ``"sgd"``, no ``process_group`` and t > 0 (every other case returns

@@ -166,6 +166,8 @@ def schedule_hypergradient(tp, schedule, dynamics="sgd", seed=0, *, checkpoint_e
     if dynamics not in BUFFERS:
         raise ValueError(f"Invalid dynamics: {dynamics!r}; accepted values: {', '.join(map(repr, BUFFERS))}")
     hp = _hp(dynamics, hyperparams)
+    if workspace is not None and not isinstance(workspace, Workspace):
+        raise TypeError(f"workspace must be an hgref.torch.Workspace or None, got {type(workspace).__name__}")
     model = tp.model()
     w0 = [p.detach() for p in model.flat_parameters()]
     like = w0[0]
