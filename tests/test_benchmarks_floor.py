@@ -13,14 +13,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
+from torch.overrides import TorchFunctionMode
 
-torch = pytest.importorskip("torch")
+import _torch_helpers  # noqa: F401  (one torch thread)
+from hgref.torch.fused import grad, tangent_pass
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from torch.overrides import TorchFunctionMode  # noqa: E402
 from torch_floor import flop_ratio, gemm_replay  # noqa: E402
-
-from hgref.torch.fused import grad, tangent_pass  # noqa: E402
 
 WIDTHS, B = (13, 7, 6, 5, 4), 9
 _OPERANDS = {"mm": (0, 1), "matmul": (0, 1), "__matmul__": (0, 1), "addmm": (1, 2), "addmm_": (1, 2)}
