@@ -78,9 +78,9 @@ class SweepStore:
     def __init__(self, k, shapes, n_buffers, dtype, device, workspace=None):
         self.shapes = [tuple(s) for s in shapes]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
-        self.n, self.parts, self.k = sum(self.sizes), 2 + n_buffers, k
+        n, parts = sum(self.sizes), 2 + n_buffers
         ws = workspace if workspace is not None else Workspace()
-        self._flat = ws.buffer(k * self.parts * self.n, dtype, device).view(k, self.parts, self.n)
+        self._flat = ws.buffer(k * parts * n, dtype, device).view(k, parts, n)
 
     def _split(self, flat):
         out, o = [], 0
@@ -96,4 +96,4 @@ class SweepStore:
         return self._split(self._flat[i, 1])
 
     def buffers(self, i):
-        return tuple(self._split(self._flat[i, 2 + j]) for j in range(self.parts - 2))
+        return tuple(self._split(self._flat[i, 2 + j]) for j in range(self._flat.shape[1] - 2))
